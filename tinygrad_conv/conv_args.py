@@ -1,0 +1,87 @@
+"""Argument parsing shared by the engine's conv2d/pooling and by closed_form (plain Python, no numpy).
+
+Shapes follow PyTorch: input (N, C, H, W), weight (Cout, Cin/groups, KH, KW).
+Output size along one axis:  out = (size + pad_before + pad_after - dilation·(k − 1) − 1) // stride + 1.
+Padding is always resolved to explicit per-side pairs ((top, bottom), (left, right)).
+"""
+
+from __future__ import annotations
+
+import numbers
+
+Pair = tuple[int, int]
+Padding = tuple[Pair, Pair]
+
+
+def pair(value: object, name: str, minimum: int = 1) -> Pair:
+    """An int or a pair of ints, each ≥ minimum, as a pair (rows, columns)."""
+    values = (value, value) if isinstance(value, numbers.Integral) else value
+    if not isinstance(values, (tuple, list)) or len(values) != 2:
+        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+            raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+        if v < minimum:
+            raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return int(values[0]), int(values[1])
+
+
+def resolve_padding(padding: object, kernel_size: Pair, stride: Pair, dilation: Pair) -> Padding:
+    """padding as int, (ph, pw), ((top, bottom), (left, right)), 'valid' or 'same' → per-side pairs.
+
+    'same' (stride 1 only) pads dilation·(k − 1) in total; the odd extra goes bottom/right, as in PyTorch.
+    """
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0, 0), (0, 0)
+        if padding != "same":
+            raise ValueError(f"padding must be an int, a pair, per-side pairs, 'valid' or 'same', got {padding!r}")
+        if stride != (1, 1):
+            raise ValueError(f"padding='same' needs stride 1, got stride={stride}")
+        totals = [d * (k - 1) for k, d in zip(kernel_size, dilation)]
+        (top, bottom), (left, right) = [(t // 2, t - t // 2) for t in totals]
+        return (top, bottom), (left, right)
+    if isinstance(padding, (tuple, list)) and len(padding) == 2 and all(isinstance(p, (tuple, list)) for p in padding):
+        rows, cols = (pair(p, "padding", minimum=0) for p in padding)
+        return rows, cols
+    ph, pw = pair(padding, "padding", minimum=0)
+    return (ph, ph), (pw, pw)
+
+
+def output_size(size: int, pad: Pair, kernel: int, stride: int, dilation: int, what: str = "input") -> int:
+    """Number of window positions along one axis; a clear error when the window does not fit."""
+    padded = size + pad[0] + pad[1]
+    span = dilation * (kernel - 1) + 1
+    if span > padded:
+        raise ValueError(
+            f"kernel size {kernel} (dilated span {span}) is larger than the padded {what} size {padded} "
+            f"(size {size} + padding {pad[0]} + {pad[1]})"
+        )
+    return (padded - span) // stride + 1
+
+
+def check_conv_shapes(input_shape: tuple, weight_shape: tuple, groups: object) -> int:
+    """Validate conv2d shapes (N, Cin, H, W) and (Cout, Cin/groups, KH, KW); return groups as an int."""
+    if len(input_shape) != 4:
+        raise ValueError(
+            f"conv2d expects a 4-D input (N, C, H, W), got shape {tuple(input_shape)}; "
+            "add a batch dimension with x.reshape(1, *x.shape)"
+        )
+    if len(weight_shape) != 4:
+        raise ValueError(f"conv2d expects a 4-D weight (Cout, Cin/groups, KH, KW), got shape {tuple(weight_shape)}")
+    if isinstance(groups, bool) or not isinstance(groups, numbers.Integral) or groups < 1:
+        raise ValueError(f"groups must be a positive int, got {groups!r}")
+    n, c_in, _, _ = input_shape
+    c_out, c_per_group, _, _ = weight_shape
+    if n == 0:
+        raise ValueError(f"conv2d got an empty batch: input shape {tuple(input_shape)}")
+    if c_in % groups or c_out % groups:
+        raise ValueError(
+            f"groups={groups} must divide both input channels ({c_in}) and output channels ({c_out})"
+        )
+    if c_per_group * groups != c_in:
+        raise ValueError(
+            f"channel mismatch: input has {c_in} channels, weight {tuple(weight_shape)} expects "
+            f"{c_per_group}·groups = {c_per_group * groups}"
+        )
+    return int(groups)

@@ -1,0 +1,201 @@
+"""Layers as compositions of primitive ops: nothing here has a backward of its own.
+
+conv2d is pad → im2col (ops.Unfold) → matmul → reshape (+ bias). With X the input, W the weight
+reshaped to (Cout, Cin·KH·KW) and cols = im2col(pad(X)) of shape (Cin·KH·KW, N·Ho·Wo):
+
+    Y = W · cols                        forward: every output pixel is one kernel window · weights
+    dL/dW = dL/dY · colsᵀ               MatMul's rule for its left operand: the im2col weight gradient
+    dL/dcols = Wᵀ · dL/dY               MatMul's rule for its right operand
+    dL/dX = crop(col2im(dL/dcols))      Unfold's and Pad's rules: the full convolution of dL/dY with
+                                        the 180°-flipped kernel (closed_form.conv2d_input_grad)
+
+With groups, W and cols get a leading group axis and the matmul is batched over it.
+Pooling is pad → im2col → max/mean over the window axis; cross_entropy is log_softmax → pick → mean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from tinygrad_conv.conv_args import check_conv_shapes, output_size, pair, resolve_padding
+from tinygrad_conv.tensor import Tensor
+
+
+def _tensor(value: Any, name: str) -> Tensor:
+    if isinstance(value, Tensor):
+        return value
+    if isinstance(value, np.ndarray):
+        return Tensor(value)
+    raise TypeError(f"{name} must be a Tensor or a numpy array, got {type(value).__name__}")
+
+
+def _pad_spatial(x: Tensor, padding: tuple[tuple[int, int], tuple[int, int]], value: float = 0.0) -> Tensor:
+    if padding == ((0, 0), (0, 0)):
+        return x
+    return x.pad(((0, 0), (0, 0), *padding), value=value)
+
+
+def conv2d(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: int | tuple[int, int] = 1,
+    padding: int | tuple | str = 0,
+    dilation: int | tuple[int, int] = 1,
+    groups: int = 1,
+) -> Tensor:
+    """2-D convolution (cross-correlation, as PyTorch): input (N, Cin, H, W), weight (Cout, Cin/groups, KH, KW),
+    bias (Cout,) → (N, Cout, Ho, Wo).
+
+    padding: int, (ph, pw), per side ((top, bottom), (left, right)), 'valid', or 'same' (stride 1; an even
+    kernel's extra row/column goes bottom/right, as PyTorch).
+    """
+    x, weight = _tensor(input, "input"), _tensor(weight, "weight")
+    groups = check_conv_shapes(x.shape, weight.shape, groups)
+    if x.dtype != weight.dtype:
+        raise TypeError(f"input and weight must have the same dtype, got {x.dtype} and {weight.dtype}")
+    n, c_in, h, w = x.shape
+    c_out, _, kh, kw = weight.shape
+    stride, dilation = pair(stride, "stride"), pair(dilation, "dilation")
+    padding = resolve_padding(padding, (kh, kw), stride, dilation)
+    ho = output_size(h, padding[0], kh, stride[0], dilation[0], "input height")
+    wo = output_size(w, padding[1], kw, stride[1], dilation[1], "input width")
+
+    cols = _pad_spatial(x, padding).im2col((kh, kw), stride, dilation)  # (Cin, KH, KW, N, Ho, Wo)
+    cols = cols.reshape(groups, c_in // groups * kh * kw, n * ho * wo)
+    out = weight.reshape(groups, c_out // groups, c_in // groups * kh * kw) @ cols  # (G, Cout/G, N·Ho·Wo)
+    out = out.reshape(c_out, n, ho, wo).permute(1, 0, 2, 3)
+    if bias is not None:
+        bias = _tensor(bias, "bias")
+        if bias.shape != (c_out,):
+            raise ValueError(f"bias must have shape ({c_out},) (one per output channel), got {bias.shape}")
+        out = out + bias.reshape(1, c_out, 1, 1)
+    return out
+
+
+def unfold(
+    input: Tensor,
+    kernel_size: int | tuple[int, int],
+    dilation: int | tuple[int, int] = 1,
+    padding: int | tuple | str = 0,
+    stride: int | tuple[int, int] = 1,
+) -> Tensor:
+    """im2col in PyTorch's layout: (N, C, H, W) → (N, C·KH·KW, Ho·Wo), as torch.nn.functional.unfold."""
+    x = _tensor(input, "input")
+    if x.ndim != 4:
+        raise ValueError(f"unfold expects a 4-D input (N, C, H, W), got shape {x.shape}")
+    kernel_size, stride, dilation = pair(kernel_size, "kernel_size"), pair(stride, "stride"), pair(dilation, "dilation")
+    padding = resolve_padding(padding, kernel_size, stride, dilation)
+    n, c, h, w = x.shape
+    ho = output_size(h, padding[0], kernel_size[0], stride[0], dilation[0], "input height")
+    wo = output_size(w, padding[1], kernel_size[1], stride[1], dilation[1], "input width")
+    cols = _pad_spatial(x, padding).im2col(kernel_size, stride, dilation)  # (C, KH, KW, N, Ho, Wo)
+    return cols.permute(3, 0, 1, 2, 4, 5).reshape(n, c * kernel_size[0] * kernel_size[1], ho * wo)
+
+
+def _pool(x: Tensor, kernel_size: Any, stride: Any, padding: Any, pad_value: float, reduce: str) -> Tensor:
+    """Windows of (N, C, H, W) reduced by max or mean → (N, C, Ho, Wo); stride defaults to the kernel size."""
+    x = _tensor(x, "input")
+    if x.ndim != 4:
+        raise ValueError(f"{reduce}-pooling expects a 4-D input (N, C, H, W), got shape {x.shape}")
+    kernel_size = pair(kernel_size, "kernel_size")
+    stride = kernel_size if stride is None else pair(stride, "stride")
+    ph, pw = pair(padding, "padding", minimum=0)
+    if 2 * ph > kernel_size[0] or 2 * pw > kernel_size[1]:
+        raise ValueError(f"padding {(ph, pw)} must be at most half the kernel size {kernel_size}")
+    n, c, h, w = x.shape
+    ho = output_size(h, (ph, ph), kernel_size[0], stride[0], 1, "input height")
+    wo = output_size(w, (pw, pw), kernel_size[1], stride[1], 1, "input width")
+    cols = _pad_spatial(x, ((ph, ph), (pw, pw)), pad_value).im2col(kernel_size, stride)
+    windows = cols.reshape(c, kernel_size[0] * kernel_size[1], n, ho, wo)
+    pooled = windows.max(axis=1) if reduce == "max" else windows.mean(axis=1)  # (C, N, Ho, Wo)
+    return pooled.permute(1, 0, 2, 3)
+
+
+def max_pool2d(input: Tensor, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None,
+               padding: int | tuple[int, int] = 0) -> Tensor:
+    """Maximum of each window (padding counts as −inf). The gradient goes to each window's first maximum."""
+    return _pool(input, kernel_size, stride, padding, -np.inf, "max")
+
+
+def avg_pool2d(input: Tensor, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None,
+               padding: int | tuple[int, int] = 0) -> Tensor:
+    """Mean of each window, zero padding included in the count (PyTorch's count_include_pad=True)."""
+    return _pool(input, kernel_size, stride, padding, 0.0, "avg")
+
+
+def relu(input: Tensor) -> Tensor:
+    return _tensor(input, "input").relu()
+
+
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """y = x · Wᵀ + b with x (..., in), weight (out, in), bias (out,)."""
+    x, weight = _tensor(input, "input"), _tensor(weight, "weight")
+    if weight.ndim != 2:
+        raise ValueError(f"linear expects a 2-D weight (out_features, in_features), got shape {weight.shape}")
+    if x.ndim == 0 or x.shape[-1] != weight.shape[1]:
+        raise ValueError(f"linear: input's last dimension must be in_features={weight.shape[1]}, got shape {x.shape}")
+    out = x @ weight.T
+    if bias is not None:
+        bias = _tensor(bias, "bias")
+        if bias.shape != (weight.shape[0],):
+            raise ValueError(f"bias must have shape ({weight.shape[0]},), got {bias.shape}")
+        out = out + bias
+    return out
+
+
+def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """log softmax(x) = x − m − log Σ exp(x − m), m = max(x) along axis (a constant: the result does not depend
+    on it, so it carries no gradient). Finite for logits of ±1e4."""
+    x = _tensor(x, "x")
+    shifted = x - x.data.max(axis=axis, keepdims=True)
+    return shifted - shifted.exp().sum(axis=axis, keepdims=True).log()
+
+
+def cross_entropy(input: Tensor, target: Any) -> Tensor:
+    """Mean over the batch of −log softmax(input)[n, target[n]]; input (N, C) logits, target (N,) class indices."""
+    logits = _tensor(input, "input")
+    if logits.ndim != 2:
+        raise ValueError(f"cross_entropy expects logits of shape (N, C), got shape {logits.shape}")
+    n, num_classes = logits.shape
+    if n == 0:
+        raise ValueError("cross_entropy got an empty batch (N = 0)")
+    target = _class_targets(target, n, num_classes)
+    one_hot = np.zeros(logits.shape, logits.dtype)
+    one_hot[np.arange(n), target] = 1
+    return (log_softmax(logits, axis=1) * one_hot).sum() * (-1.0 / n)
+
+
+def _class_targets(target: Any, n: int, num_classes: int) -> np.ndarray:
+    target = np.asarray(target.data if isinstance(target, Tensor) else target)
+    if target.shape != (n,):
+        raise ValueError(f"target must have shape ({n},) (one class index per row of input), got {target.shape}")
+    if target.dtype.kind not in "iu":
+        raise TypeError(f"target must hold integer class indices, got dtype {target.dtype}")
+    if target.size and (target.min() < 0 or target.max() >= num_classes):
+        raise ValueError(f"target values must be class indices in [0, {num_classes}), got min {target.min()} "
+                         f"and max {target.max()}")
+    return target
+
+
+def dropout(input: Tensor, p: float = 0.5, training: bool = True, rng: np.random.Generator | None = None) -> Tensor:
+    """Zero each element with probability p and scale the rest by 1/(1 − p) (identity when not training)."""
+    x = _tensor(input, "input")
+    if not 0 <= p < 1:
+        raise ValueError(f"dropout probability p must be in [0, 1), got {p}")
+    if not training or p == 0:
+        return x
+    keep = (rng or np.random.default_rng()).random(x.shape) >= p
+    return x * (keep / (1 - p)).astype(x.dtype)
+
+
+def flatten(input: Tensor, start_dim: int = 1) -> Tensor:
+    x = _tensor(input, "input")
+    return x.reshape(*x.shape[:start_dim], -1)
+
+
+__all__: Sequence[str] = ["conv2d", "unfold", "max_pool2d", "avg_pool2d", "relu", "linear", "log_softmax",
+                          "cross_entropy", "dropout", "flatten"]

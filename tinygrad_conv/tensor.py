@@ -1,0 +1,397 @@
+"""The autodiff engine: a numpy array that remembers how it was made.
+
+A Tensor holds `data` (an ndarray) and, after `backward()`, `grad` (an ndarray of the same shape).
+A 0-d Tensor is micrograd's scalar `Value`; the same class carries n-d arrays with broadcasting.
+
+Every Tensor made by a primitive op (ops.py, the table of derivative rules) keeps that op in `_ctx`;
+the op keeps its inputs in argument order (`x * x` has the parent x twice) and what its backward needs.
+`backward()` orders the graph topologically (iteratively: a 100,000-op chain is fine) and applies each
+op's rule in reverse — the chain rule, one op at a time:
+
+    dL/d(input) = backward(dL/d(output)),   summed over every use of the input.
+
+Gradients *accumulate* into `.grad`, on leaves and intermediates alike (as in micrograd): a second
+`backward()` through the same graph adds the same gradients again (as PyTorch's retain_graph=True
+would), so call `zero_grad()` / `optimizer.zero_grad()` between steps. The graph lives as long as its
+output: drop the loss and every intermediate array is freed.
+"""
+
+from __future__ import annotations
+
+import functools
+import numbers
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from tinygrad_conv import ops
+
+_grad_enabled = True
+_module_stack: list = []  # nn.Module.__call__ pushes itself here, so the op graph can be clustered by module
+
+
+class no_grad:
+    """Context manager (and decorator): ops inside record no graph, as torch.no_grad."""
+
+    def __enter__(self) -> None:
+        global _grad_enabled
+        self.previous, _grad_enabled = _grad_enabled, False
+
+    def __exit__(self, *exc: object) -> None:
+        global _grad_enabled
+        _grad_enabled = self.previous
+
+    def __call__(self, fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with no_grad():
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+
+def is_grad_enabled() -> bool:
+    return _grad_enabled
+
+
+def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum a gradient in a broadcast shape back to `shape`: the one place broadcasting is undone.
+
+    Broadcasting copies an input along new leading axes and along its size-1 axes; the adjoint of a
+    copy is a sum, over exactly those axes.
+    """
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    axes = tuple(range(extra)) + tuple(extra + i for i, n in enumerate(shape) if n == 1 and grad.shape[extra + i] != 1)
+    return grad.sum(axis=axes, keepdims=True).reshape(shape)
+
+
+def _as_float_array(data: Any, dtype: Any = None) -> np.ndarray:
+    """numpy floating arrays keep their dtype; numbers, lists and integer/bool arrays become float64."""
+    if isinstance(data, Tensor):
+        data = data.data
+    if dtype is not None:
+        dtype = np.dtype(dtype)
+        if dtype.kind != "f":
+            raise TypeError(f"dtype must be a floating dtype (float16/float32/float64), got {dtype}")
+    try:
+        array = np.array(data, dtype=dtype)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"Tensor data must be numbers or a numeric array, got {type(data).__name__}: {error}") from None
+    if array.dtype.kind in "biu":
+        return array.astype(np.float64)
+    if array.dtype.kind != "f":
+        raise TypeError(f"Tensor data must be real numbers, got dtype {array.dtype} "
+                        "(complex, object and string data are not supported)")
+    return array
+
+
+class Tensor:
+    """An n-d array that records the primitive ops applied to it, so `backward()` can apply the chain rule.
+
+    Tensor(data, requires_grad=False, dtype=None, name=None): data is copied; floating numpy arrays keep
+    their dtype, Python numbers and lists become float64 (as in numpy), integer arrays become float64.
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "name", "_ctx", "_scope", "__weakref__")
+    __array_ufunc__ = None  # `ndarray * Tensor` defers to Tensor.__rmul__ and gives a Tensor
+
+    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None, name: str | None = None):
+        if not isinstance(requires_grad, bool):
+            raise TypeError(f"requires_grad must be a bool, got {requires_grad!r}")
+        self.data: np.ndarray = _as_float_array(data, dtype)
+        self.grad: np.ndarray | None = None
+        self.requires_grad = requires_grad
+        self.name = name
+        self._ctx: ops.Op | None = None
+        self._scope: tuple = ()
+
+    @classmethod
+    def _apply(cls, op_type: type[ops.Op], *parents: Tensor, **kwargs: Any) -> Tensor:
+        """Run one primitive forward and, if any input needs a gradient, record it in the graph."""
+        op = op_type()
+        out = cls.__new__(cls)
+        try:
+            out.data = np.asarray(op.forward(*[p.data for p in parents], **kwargs))
+        except ValueError as error:  # numpy's broadcasting message, said at the op and with the shapes
+            shapes = " and ".join(str(p.shape) for p in parents)
+            raise ValueError(f"{op_type.__name__} of tensors with shapes {shapes}: {error}") from None
+        out.grad, out.name, out._ctx, out._scope = None, None, None, ()
+        out.requires_grad = _grad_enabled and any(p.requires_grad for p in parents)
+        if out.requires_grad:
+            op.parents, op.needs_input_grad = parents, tuple(p.requires_grad for p in parents)
+            out._ctx = op
+            out._scope = tuple(_module_stack)
+        return out
+
+    # ------------------------------------------------------------ backward
+
+    def backward(self, grad: Any = None) -> None:
+        """Fill `.grad` of every tensor this one depends on with dL/d(tensor), L being this tensor.
+
+        grad: dL/d(self), shaped like self; may be omitted only when self holds one element (then 1).
+        """
+        if not self.requires_grad:
+            raise ValueError("backward() on a tensor that does not require grad: no input of it has requires_grad=True")
+        if grad is None:
+            if self.data.size != 1:
+                raise ValueError(
+                    f"backward() without grad needs a one-element output, got shape {self.shape}; "
+                    "pass grad=dL/d(output) of that shape, or reduce first (e.g. .sum())"
+                )
+            grad = np.ones_like(self.data)
+        else:
+            grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
+            if grad.shape != self.shape:
+                raise ValueError(f"backward(grad): grad has shape {grad.shape}, expected the output's {self.shape}")
+
+        grads = {self: grad}
+        for tensor in reversed(self._toposort()):
+            grad = grads.pop(tensor, None)
+            if grad is None:
+                continue
+            tensor._accumulate(grad)
+            op = tensor._ctx
+            if op is None:
+                continue
+            for parent, parent_grad in zip(op.parents, op.backward(grad)):
+                if parent_grad is None or not parent.requires_grad:
+                    continue
+                parent_grad = unbroadcast(np.asarray(parent_grad), parent.shape)
+                grads[parent] = grads[parent] + parent_grad if parent in grads else parent_grad
+
+    def _toposort(self) -> list[Tensor]:
+        """Tensors that need a gradient, each after all of its inputs (depth-first, with an explicit stack)."""
+        order, visited, stack = [], set(), [(self, False)]
+        while stack:
+            tensor, inputs_done = stack.pop()
+            if inputs_done:
+                order.append(tensor)
+                continue
+            if tensor in visited:
+                continue
+            visited.add(tensor)
+            stack.append((tensor, True))
+            if tensor._ctx is not None:
+                stack.extend((p, False) for p in tensor._ctx.parents if p.requires_grad and p not in visited)
+        return order
+
+    def _accumulate(self, grad: np.ndarray) -> None:
+        grad = grad.astype(self.dtype, copy=False)
+        if self.grad is None:
+            # A rule may pass its grad_output straight through (Add, Reshape), so own a copy on leaves.
+            self.grad = grad.copy() if self._ctx is None else grad
+        else:
+            self.grad = self.grad + grad
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    def detach(self) -> Tensor:
+        """The same values, cut from the graph (shares memory with self.data)."""
+        out = Tensor.__new__(Tensor)
+        out.data, out.grad, out.requires_grad, out.name, out._ctx, out._scope = self.data, None, False, None, None, ()
+        return out
+
+    # ------------------------------------------------------------ array protocol
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return len(self.data)
+
+    def item(self) -> float:
+        if self.data.size != 1:
+            raise ValueError(f"item() needs a one-element tensor, got shape {self.shape}")
+        return self.data.item()
+
+    def numpy(self) -> np.ndarray:
+        return self.data
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        return self.data if dtype is None else self.data.astype(dtype)
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, precision=4, threshold=20, separator=", ", prefix="Tensor(")
+        extras = [f"dtype={self.dtype}"] if self.dtype != np.float64 else []
+        if self.name:
+            extras.insert(0, f"name={self.name!r}")
+        if self.requires_grad:
+            extras.append("requires_grad=True")
+        if self.grad is not None:
+            extras.append(f"grad={np.array2string(self.grad, precision=4, threshold=20, separator=', ')}")
+        return f"Tensor({body}{''.join(', ' + e for e in extras)})"
+
+    # ------------------------------------------------------------ operators (numbers on either side)
+
+    def _lift(self, other: Any) -> Tensor:
+        """A number or array beside this tensor, as a constant Tensor; Python numbers and integer arrays take
+        self's dtype (so float32 stays float32), floating arrays keep theirs."""
+        if isinstance(other, Tensor):
+            return other
+        if isinstance(other, (bool, np.bool_)) or not isinstance(other, (numbers.Number, np.ndarray, list, tuple)):
+            raise TypeError(f"cannot combine a Tensor with {type(other).__name__}")
+        array = np.asarray(other)
+        if array.dtype.kind not in "f":
+            array = _as_float_array(array, self.dtype if array.dtype.kind in "biu" else None)
+        elif isinstance(other, numbers.Number):
+            array = array.astype(self.dtype)
+        return Tensor(array)
+
+    def __add__(self, other: Any) -> Tensor:
+        return Tensor._apply(ops.Add, self, self._lift(other))
+
+    def __radd__(self, other: Any) -> Tensor:
+        return Tensor._apply(ops.Add, self._lift(other), self)
+
+    def __sub__(self, other: Any) -> Tensor:
+        return Tensor._apply(ops.Sub, self, self._lift(other))
+
+    def __rsub__(self, other: Any) -> Tensor:
+        return Tensor._apply(ops.Sub, self._lift(other), self)
+
+    def __mul__(self, other: Any) -> Tensor:
+        return Tensor._apply(ops.Mul, self, self._lift(other))
+
+    def __rmul__(self, other: Any) -> Tensor:
+        return Tensor._apply(ops.Mul, self._lift(other), self)
+
+    def __truediv__(self, other: Any) -> Tensor:
+        return Tensor._apply(ops.Div, self, self._lift(other))
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        return Tensor._apply(ops.Div, self._lift(other), self)
+
+    def __neg__(self) -> Tensor:
+        return Tensor._apply(ops.Neg, self)
+
+    def __pow__(self, exponent: float) -> Tensor:
+        if isinstance(exponent, Tensor) or not isinstance(exponent, numbers.Real) or isinstance(exponent, bool):
+            raise TypeError(f"the exponent must be a number, got {type(exponent).__name__}")
+        return Tensor._apply(ops.Pow, self, exponent=float(exponent))
+
+    def __matmul__(self, other: Any) -> Tensor:
+        return matmul(self, self._lift(other))
+
+    def __rmatmul__(self, other: Any) -> Tensor:
+        return matmul(self._lift(other), self)
+
+    def __getitem__(self, index: Any) -> Tensor:
+        if isinstance(index, Tensor):
+            index = index.data.astype(np.intp)
+        elif isinstance(index, tuple):
+            index = tuple(i.data.astype(np.intp) if isinstance(i, Tensor) else i for i in index)
+        return Tensor._apply(ops.Index, self, index=index)
+
+    # ------------------------------------------------------------ elementwise
+
+    def exp(self) -> Tensor:
+        return Tensor._apply(ops.Exp, self)
+
+    def log(self) -> Tensor:
+        return Tensor._apply(ops.Log, self)
+
+    def relu(self) -> Tensor:
+        return Tensor._apply(ops.ReLU, self)
+
+    def tanh(self) -> Tensor:
+        return Tensor._apply(ops.Tanh, self)
+
+    def sigmoid(self) -> Tensor:
+        return Tensor._apply(ops.Sigmoid, self)
+
+    # ------------------------------------------------------------ reductions
+
+    def sum(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        return Tensor._apply(ops.Sum, self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        return Tensor._apply(ops.Mean, self, axis=axis, keepdims=keepdims)
+
+    def max(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        return Tensor._apply(ops.Max, self, axis=axis, keepdims=keepdims)
+
+    # ------------------------------------------------------------ movement
+
+    def reshape(self, *shape: int | Sequence[int]) -> Tensor:
+        shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+        return Tensor._apply(ops.Reshape, self, shape=_reshape_target(self.shape, shape))
+
+    def permute(self, *axes: int | Sequence[int]) -> Tensor:
+        axes = tuple(axes[0]) if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
+        if sorted(a % self.ndim for a in axes) != list(range(self.ndim)) or len(axes) != self.ndim:
+            raise ValueError(f"permute needs a reordering of all {self.ndim} axes, got {axes}")
+        return Tensor._apply(ops.Permute, self, axes=tuple(a % self.ndim for a in axes))
+
+    def transpose(self, dim0: int = -2, dim1: int = -1) -> Tensor:
+        """Swap two axes (PyTorch's transpose); the last two by default."""
+        axes = list(range(self.ndim))
+        axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
+        return self.permute(axes)
+
+    @property
+    def T(self) -> Tensor:
+        """All axes reversed (a matrix's transpose)."""
+        return self.permute(tuple(reversed(range(self.ndim))))
+
+    def pad(self, pad_width: Sequence[tuple[int, int]], value: float = 0.0) -> Tensor:
+        """Pad with `value`: pad_width = ((before, after), ...) for every axis, each ≥ 0."""
+        pad_width = tuple((int(b), int(a)) for b, a in pad_width)
+        if len(pad_width) != self.ndim or any(b < 0 or a < 0 for b, a in pad_width):
+            raise ValueError(f"pad_width must be {self.ndim} pairs (before, after) of ints >= 0, got {pad_width}")
+        return Tensor._apply(ops.Pad, self, pad_width=pad_width, value=value)
+
+    def im2col(self, kernel_size: tuple[int, int], stride: tuple[int, int] = (1, 1),
+               dilation: tuple[int, int] = (1, 1)) -> Tensor:
+        """Kernel windows of a (N, C, H, W) tensor as columns (C, KH, KW, N, Ho, Wo) — see ops.Unfold."""
+        if self.ndim != 4:
+            raise ValueError(f"im2col expects a 4-D input (N, C, H, W), got shape {self.shape}")
+        return Tensor._apply(ops.Unfold, self, kernel_size=kernel_size, stride=stride, dilation=dilation)
+
+
+def _reshape_target(old: tuple[int, ...], shape: tuple) -> tuple[int, ...]:
+    """`shape` with its one allowed -1 filled in; a clear error unless it holds as many elements as `old`."""
+    size = int(np.prod(old))
+    if any(isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < -1 for n in shape) or shape.count(-1) > 1:
+        raise ValueError(f"reshape needs ints >= 0 and at most one -1, got {shape}")
+    known = int(np.prod([n for n in shape if n != -1]))
+    if -1 in shape and known and size % known == 0:
+        shape = tuple(size // known if n == -1 else n for n in shape)
+    if -1 in shape or int(np.prod(shape)) != size:
+        raise ValueError(f"cannot reshape a tensor of shape {old} ({size} elements) into {shape}")
+    return tuple(int(n) for n in shape)
+
+
+def matmul(a: Tensor, b: Tensor) -> Tensor:
+    """a @ b with numpy's rules (batched, broadcasting); a clear error when the inner sizes differ."""
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"matmul needs operands with at least 1 dimension, got shapes {a.shape} and {b.shape}")
+    inner_a, inner_b = a.shape[-1], b.shape[-2] if b.ndim > 1 else b.shape[0]
+    if inner_a != inner_b:
+        raise ValueError(f"matmul shape mismatch: {a.shape} @ {b.shape} (inner sizes {inner_a} != {inner_b})")
+    try:
+        np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    except ValueError:
+        raise ValueError(f"matmul batch shapes do not broadcast: {a.shape} @ {b.shape}") from None
+    return Tensor._apply(ops.MatMul, a, b)
