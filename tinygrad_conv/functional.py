@@ -72,6 +72,8 @@ def conv2d(
         bias = _tensor(bias, "bias")
         if bias.shape != (c_out,):
             raise ValueError(f"bias must have shape ({c_out},) (one per output channel), got {bias.shape}")
+        if bias.dtype != x.dtype:
+            raise TypeError(f"bias must have the input's dtype {x.dtype}, got {bias.dtype}")
         out = out + bias.reshape(1, c_out, 1, 1)
     return out
 

@@ -52,15 +52,14 @@ def gradcheck(
         x = inputs[k]
         analytic = np.zeros(x.shape) if x.grad is None else x.grad
         numeric = np.zeros(x.shape)
-        flat = x.data.reshape(-1)  # a view: perturbing it perturbs the input in place
-        for i in range(flat.size):
-            original = flat[i]
-            flat[i] = original + eps
+        for i in np.ndindex(x.shape):  # perturb the input's own array in place, whatever its memory layout
+            original = x.data[i]
+            x.data[i] = original + eps
             plus = objective()
-            flat[i] = original - eps
+            x.data[i] = original - eps
             minus = objective()
-            flat[i] = original
-            numeric.reshape(-1)[i] = (plus - minus) / (2 * eps)
+            x.data[i] = original
+            numeric[i] = (plus - minus) / (2 * eps)
         excess = np.abs(analytic - numeric) - (atol + rtol * np.abs(numeric))
         if np.any(excess > 0):
             worst = np.unravel_index(int(np.argmax(excess)), x.shape)

@@ -92,10 +92,10 @@ class MatMul(Op):
     def backward(self, grad_output):
         a, b, grad = self.a, self.b, grad_output
         # A 1-D operand is a row (left) or a column (right) vector whose extra axis the product dropped.
-        if a.ndim == 1:
-            a, grad = a[None, :], np.expand_dims(grad, -2)
         if b.ndim == 1:
             b, grad = b[:, None], grad[..., None]
+        if a.ndim == 1:
+            a, grad = a[None, :], np.expand_dims(grad, -2)
         need_a, need_b = self.needs_input_grad
         grad_a = grad @ np.swapaxes(b, -1, -2) if need_a else None
         grad_b = np.swapaxes(a, -1, -2) @ grad if need_b else None
@@ -127,6 +127,8 @@ class Pow(Op):
         return a**exponent
 
     def backward(self, grad_output):
+        if self.exponent == 0:  # a⁰ = 1 is constant, even at a = 0 (where 0·0⁻¹ would give NaN)
+            return (np.zeros_like(grad_output),)
         return (grad_output * (self.exponent * self.a ** (self.exponent - 1)),)
 
 

@@ -32,7 +32,10 @@ _module_stack: list = []  # nn.Module.__call__ pushes itself here, so the op gra
 
 
 class no_grad:
-    """Context manager (and decorator): ops inside record no graph, as torch.no_grad."""
+    """Context manager and decorator (`@no_grad` or `@no_grad()`): ops inside record no graph, as torch.no_grad."""
+
+    def __new__(cls, fn: Callable | None = None) -> Any:
+        return super().__new__(cls) if fn is None else cls()(fn)
 
     def __enter__(self) -> None:
         global _grad_enabled
@@ -227,7 +230,9 @@ class Tensor:
         return self.data
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
-        return self.data if dtype is None else self.data.astype(dtype)
+        if copy:
+            return np.array(self.data, dtype=dtype, copy=True)
+        return self.data if dtype is None else self.data.astype(dtype, copy=False)
 
     def __float__(self) -> float:
         return float(self.item())
