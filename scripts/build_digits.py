@@ -1,0 +1,72 @@
+"""Rebuild tinygrad_conv/digits.npz from scikit-learn's copy of the UCI handwritten digits (dev only).
+
+    python scripts/build_digits.py
+
+The data is the test set of the UCI "Optical Recognition of Handwritten Digits" (E. Alpaydin and C. Kaynak,
+1998, https://doi.org/10.24432/C50P49, CC BY 4.0) as bundled with scikit-learn: 1797 images of 8×8 pixels with
+values 0–16, labels 0–9. Written as two uint8 arrays, `images` (1797, 8, 8) and `labels` (1797,), unchanged
+otherwise; nothing pickled. The package reads the file with numpy alone and never imports scikit-learn.
+
+The output is byte-for-byte reproducible: np.savez_compressed stamps each zip member with the current time, so
+the archive is rewritten with a fixed timestamp (1980-01-01, the zip epoch). The printed SHA-256 shows this.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from sklearn.datasets import load_digits
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "tinygrad_conv" / "digits.npz"
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def digits_arrays() -> dict[str, np.ndarray]:
+    """scikit-learn's digits as uint8: images (1797, 8, 8) in 0..16, labels (1797,) in 0..9."""
+    bunch = load_digits()
+    images, labels = bunch.images, bunch.target
+    if images.shape != (1797, 8, 8) or labels.shape != (1797,):
+        raise SystemExit(f"unexpected shapes from scikit-learn: images {images.shape}, labels {labels.shape}")
+    if not (np.array_equal(images, np.round(images)) and images.min() >= 0 and images.max() <= 16):
+        raise SystemExit("scikit-learn's digit pixels are not integers in 0..16; refusing to convert to uint8")
+    if labels.min() < 0 or labels.max() > 9:
+        raise SystemExit(f"labels outside 0..9: min {labels.min()}, max {labels.max()}")
+    return {"images": images.astype(np.uint8), "labels": labels.astype(np.uint8)}
+
+
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """np.savez_compressed's archive with every member's timestamp fixed, so equal arrays give equal bytes."""
+    stamped = io.BytesIO()
+    np.savez_compressed(stamped, **arrays)
+    fixed = io.BytesIO()
+    with zipfile.ZipFile(stamped) as source, zipfile.ZipFile(fixed, "w") as target:
+        for member in source.infolist():
+            info = zipfile.ZipInfo(member.filename, date_time=ZIP_EPOCH)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            target.writestr(info, source.read(member))
+    return fixed.getvalue()
+
+
+def main() -> int:
+    arrays = digits_arrays()
+    payload = npz_bytes(arrays)
+    with np.load(io.BytesIO(payload), allow_pickle=False) as check:  # round trip before writing
+        for name, array in arrays.items():
+            if check[name].dtype != array.dtype or not np.array_equal(check[name], array):
+                raise SystemExit(f"round trip changed {name!r}")
+    OUT.write_bytes(payload)
+    print(f"wrote {OUT.relative_to(ROOT)}: {len(payload):,} bytes ({len(payload) / 1024:.1f} KiB), "
+          f"sha256 {hashlib.sha256(payload).hexdigest()[:16]}")
+    print(f"images {arrays['images'].shape} {arrays['images'].dtype}, labels {arrays['labels'].shape} "
+          f"{arrays['labels'].dtype}, per class {np.bincount(arrays['labels']).tolist()}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
