@@ -1,0 +1,200 @@
+"""serialization: exact round trips, atomic writes, and one clear error for every kind of bad file."""
+
+import os
+import pathlib
+import pickle
+import zipfile
+
+import numpy as np
+import pytest
+
+from tinygrad_conv import Tensor, nn, serialization
+from tinygrad_conv.serialization import CheckpointError
+
+
+def sample_state():
+    rng = np.random.default_rng(0)
+    return {
+        "0.weight": rng.standard_normal((4, 1, 3, 3)).astype(np.float32),
+        "0.bias": np.array([np.nan, np.inf, -0.0, 1e-45], np.float32),
+        "block.1.scale": rng.standard_normal(()),
+        "counts": np.arange(6, dtype=np.int64).reshape(2, 3),
+        "half": np.array([1.5, -2.25], np.float16),
+        "mask": np.array([True, False]),
+        "empty": np.zeros((0, 3)),
+        "file": np.ones(2),  # names np.savez would choke on or silently drop
+        "allow_pickle": np.ones(1),
+        "transposed": rng.standard_normal((3, 5)).T,
+    }
+
+
+def assert_same_state(loaded, expected):
+    assert list(loaded) == list(expected)
+    for name, value in expected.items():
+        assert loaded[name].dtype == value.dtype and loaded[name].shape == value.shape, name
+        assert np.array_equal(loaded[name], value, equal_nan=value.dtype.kind == "f"), name
+
+
+# ---------------------------------------------------------------- round trips
+
+
+def test_round_trip_keeps_names_dtypes_and_values_exactly(tmp_path):
+    state = sample_state()
+    serialization.save(state, tmp_path / "model.npz")
+    assert_same_state(serialization.load(tmp_path / "model.npz"), state)
+    assert np.signbit(serialization.load(str(tmp_path / "model.npz"))["0.bias"][2])
+
+
+def test_save_writes_exactly_to_the_path_given(tmp_path):
+    path = tmp_path / "weights.ckpt"
+    serialization.save({"w": np.ones(3)}, str(path))
+    assert sorted(os.listdir(tmp_path)) == ["weights.ckpt"]
+    assert np.array_equal(serialization.load(path)["w"], np.ones(3))
+    assert set(np.load(path)) == {"w"}  # plain numpy reads it too
+
+
+def test_save_replaces_an_existing_checkpoint(tmp_path):
+    path = tmp_path / "model.npz"
+    serialization.save({"a": np.zeros(2)}, path)
+    serialization.save({"b": np.ones(3)}, path)
+    assert_same_state(serialization.load(path), {"b": np.ones(3)})
+
+
+def test_load_reads_everything_eagerly(tmp_path):
+    path = tmp_path / "model.npz"
+    serialization.save({"a": np.arange(3.0)}, path)
+    state = serialization.load(path)
+    path.unlink()
+    assert isinstance(state, dict) and np.array_equal(state["a"], [0.0, 1.0, 2.0])
+
+
+def test_a_model_loaded_from_a_checkpoint_gives_identical_outputs(tmp_path):
+    def model(seed):
+        rng = np.random.default_rng(seed)
+        return nn.Sequential(nn.Conv2d(1, 3, 3, padding=1, rng=rng), nn.ReLU(), nn.Flatten(), nn.Linear(48, 4, rng=rng))
+
+    trained, fresh = model(0), model(1)
+    serialization.save(trained.state_dict(), tmp_path / "model.npz")
+    fresh.load_state_dict(serialization.load(tmp_path / "model.npz"))
+    x = Tensor(np.random.default_rng(2).standard_normal((2, 1, 4, 4)).astype(np.float32))
+    assert np.array_equal(fresh(x).data, trained(x).data)
+
+
+# ---------------------------------------------------------------- atomicity
+
+
+def fail(*args, **kwargs):
+    raise OSError("disk full (simulated)")
+
+
+@pytest.mark.parametrize("target", ["replace", "write"])
+def test_a_failed_save_leaves_the_old_file_and_no_temporary_file(tmp_path, monkeypatch, target):
+    path = tmp_path / "model.npz"
+    serialization.save({"old": np.arange(4.0)}, path)
+    before = path.read_bytes()
+    if target == "replace":
+        monkeypatch.setattr(os, "replace", fail)
+    else:
+        def write_half_then_fail(file, arrays):
+            file.write(b"PK\x03\x04 half an archive")
+            fail()
+
+        monkeypatch.setattr(serialization, "_write_npz", write_half_then_fail)
+    with pytest.raises(OSError, match="simulated"):
+        serialization.save({"new": np.ones(1000)}, path)
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["model.npz"]
+
+
+def test_a_new_file_gets_ordinary_permissions(tmp_path):
+    path = tmp_path / "model.npz"
+    serialization.save({"a": np.zeros(1)}, path)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+@pytest.mark.parametrize(
+    ("state", "match"),
+    [
+        ({"a": [1.0, 2.0]}, "'a' must be a numpy array, got list"),
+        ({"a": Tensor([1.0])}, "'a' must be a numpy array, got Tensor"),
+        ({"a": np.array([{}, 1], dtype=object)}, "object"),
+        ({1: np.zeros(1)}, "keys must be non-empty strings"),
+        ([("a", np.zeros(1))], "mapping"),
+    ],
+)
+def test_save_refuses_what_it_cannot_store_without_pickle(tmp_path, state, match):
+    with pytest.raises(TypeError, match=match):
+        serialization.save(state, tmp_path / "model.npz")
+    assert os.listdir(tmp_path) == []
+
+
+# ---------------------------------------------------------------- bad files
+
+
+def good_bytes(tmp_path):
+    serialization.save({"0.weight": np.arange(100, dtype=np.float32), "0.bias": np.ones(4)}, tmp_path / "good.npz")
+    return (tmp_path / "good.npz").read_bytes()
+
+
+def write_bad_file(tmp_path, kind):
+    path = tmp_path / f"{kind}.npz"
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind.startswith("truncated"):
+        raw = good_bytes(tmp_path)
+        path.write_bytes(raw[: int(len(raw) * float(kind.split("-")[1]))])
+    elif kind == "corrupt":
+        raw = bytearray(good_bytes(tmp_path))
+        raw[raw.index(np.float32(50).tobytes())] ^= 0xFF  # one flipped byte inside an array's data
+        path.write_bytes(bytes(raw))
+    elif kind == "pickle":
+        path.write_bytes(pickle.dumps({"0.weight": np.zeros(3)}))
+    elif kind == "pickled-npy":
+        with open(path, "wb") as file:
+            np.save(file, np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+    elif kind == "npy":
+        with open(path, "wb") as file:
+            np.save(file, np.zeros(3))
+    elif kind == "object-array":
+        with open(path, "wb") as file:
+            np.savez(file, weight=np.zeros(2), meta=np.array([{"lr": 0.1}], dtype=object))
+    elif kind == "foreign-zip":
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("README.txt", "not an array")
+    elif kind == "text":
+        path.write_text("0.weight = [1, 2, 3]\n")
+    elif kind == "directory":
+        path.mkdir()
+    return path
+
+
+@pytest.mark.parametrize(
+    ("kind", "match"),
+    [
+        ("empty", "empty file"),
+        ("truncated-0.3", "truncated or corrupt"),
+        ("truncated-0.9", "truncated or corrupt"),
+        ("truncated-0.999", "truncated or corrupt"),
+        ("corrupt", "truncated or corrupt.*CRC"),
+        ("pickle", "pickle"),
+        ("pickled-npy", r"\.npy"),
+        ("npy", r"single \.npy array"),
+        ("object-array", "'meta' is an object array"),
+        ("foreign-zip", "'README.txt' of the archive is not a numpy array"),
+        ("text", "not an .npz checkpoint"),
+        ("directory", "cannot read"),
+    ],
+)
+def test_bad_files_are_refused_with_a_checkpoint_error_naming_the_path(tmp_path, kind, match):
+    path = write_bad_file(tmp_path, kind)
+    with pytest.raises(CheckpointError, match=match) as info:
+        serialization.load(path)
+    assert str(path) in str(info.value)
+    assert isinstance(info.value, ValueError)
+
+
+def test_a_missing_file_is_a_checkpoint_error_saying_not_found(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        serialization.load(pathlib.Path(tmp_path) / "nowhere.npz")

@@ -1,0 +1,120 @@
+"""Checkpoints: a state dict {name: ndarray} as an `.npz` archive, written atomically, read without pickle.
+
+The file is numpy's .npz format (a zip of one `.npy` per array, named "<key>.npy"), so `np.load` reads it.
+`save` writes the archive to a temporary file beside `path`, fsyncs it and renames it over `path`
+(os.replace): a crash or an error mid-write leaves the previous checkpoint whole. `load` refuses anything
+that is not such an archive of plain numeric arrays — a missing, truncated or corrupt file, a pickle, an
+object array, a lone `.npy` — with one error type, CheckpointError.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first local header; an empty zip's end record
+NPY_MAGIC = b"\x93NUMPY"
+
+
+class CheckpointError(ValueError):
+    """The file at a path is not a checkpoint `load` can read; the message names the path and the problem."""
+
+
+def save(state_dict: Mapping[str, np.ndarray], path: str | os.PathLike) -> None:
+    """Write `state_dict` to exactly `path` (no suffix is added) as an .npz archive, atomically."""
+    path = os.fspath(path)
+    if not isinstance(state_dict, Mapping):
+        raise TypeError(f"save expects a mapping of names to numpy arrays, got {type(state_dict).__name__}")
+    for name, value in state_dict.items():
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"state dict keys must be non-empty strings, got {name!r}")
+        if not isinstance(value, np.ndarray):
+            raise TypeError(f"state dict value {name!r} must be a numpy array, got {type(value).__name__}")
+        if value.dtype.hasobject:
+            raise TypeError(f"state dict value {name!r} has dtype {value.dtype}: object arrays cannot be saved "
+                            "without pickle")
+
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            _write_npz(file, state_dict)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(temporary, _file_mode(path))
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def _write_npz(file: Any, arrays: Mapping[str, np.ndarray]) -> None:
+    """What np.savez writes, without its keyword clash (np.savez(f, **{"file": a}) fails, and a key named
+    "allow_pickle" is silently dropped) and never pickling."""
+    with zipfile.ZipFile(file, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, array in arrays.items():
+            with archive.open(name + ".npy", mode="w", force_zip64=True) as entry:
+                np.lib.format.write_array(entry, np.asanyarray(array), allow_pickle=False)
+
+
+def _file_mode(path: str) -> int:
+    """Permissions for the new file: the old file's if it exists, else what open() would give (0o666 − umask)."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def load(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read every array of the .npz checkpoint at `path` into memory; CheckpointError for anything else."""
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as file:
+            head = file.read(len(NPY_MAGIC))
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint {path!r} not found") from None
+    except OSError as error:
+        raise CheckpointError(f"cannot read checkpoint {path!r}: {error.strerror or error}") from None
+    if not head:
+        raise CheckpointError(f"checkpoint {path!r} is an empty file")
+    if head.startswith(NPY_MAGIC):
+        raise CheckpointError(f"{path!r} is a single .npy array, not an .npz checkpoint of named arrays")
+    if len(head) > 1 and head[0] == 0x80 and 2 <= head[1] <= 5:  # pickle's PROTO opcode, protocols 2–5
+        raise CheckpointError(f"{path!r} is a Python pickle, not an .npz checkpoint; refused (unpickling "
+                              "can run arbitrary code)")
+    if not head.startswith(ZIP_MAGIC):
+        raise CheckpointError(f"{path!r} is not an .npz checkpoint (it does not start like a zip archive: "
+                              f"{head!r})")
+
+    arrays = {}
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            for name in archive.files:
+                try:
+                    array = archive[name]
+                except ValueError as error:
+                    if "allow_pickle" in str(error):
+                        raise CheckpointError(f"{path!r}: array {name!r} is an object array (stored with pickle); "
+                                              "refused") from None
+                    raise
+                if not isinstance(array, np.ndarray):  # np.load gives a zip member that is no .npy as bytes
+                    raise CheckpointError(f"{path!r}: member {name!r} of the archive is not a numpy array")
+                arrays[name] = array
+    except CheckpointError:
+        raise
+    except Exception as error:  # zipfile.BadZipFile, EOFError, zlib.error, ValueError from a bad .npy header…
+        raise CheckpointError(f"{path!r} is a truncated or corrupt .npz checkpoint: "
+                              f"{type(error).__name__}: {error}") from error
+    return arrays
+
+
+__all__ = ["CheckpointError", "save", "load"]
