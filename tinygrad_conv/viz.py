@@ -1,0 +1,554 @@
+"""Drawing the computation graph: see backprop, one op at a time.
+
+As micrograd's `draw_dot`, left to right: one record node per tensor — name, shape, and `data | grad` when the
+tensor holds at most `max_values` numbers — and one small node per op, with an edge from every input in argument
+order (`x * x` draws TWO edges from x into one `*` node; a two-input op labels them 0 and 1 at the op's end).
+
+Fill colours tell the tensors apart:
+    white   an op's result                     blue   a parameter (a leaf with requires_grad=True)
+    grey    a constant (a leaf without grad)   green  an input that needs a gradient but is not a model parameter
+                                                      (only when `model=` is given)
+    yellow  the root (also drawn bold)         red    what `highlight=` names, with the edges between them
+
+The pictures the project is about:
+    derivation_graph()  the seed example from scalars: a 3×3 image x, a 2×2 kernel w = [[a, b], [c, d]], the output
+                        padded top/left to keep the input's size, y[i][j] = Σ_{u,v} w[u][v]·x[i+u−1][j+v−1] and
+                        L = Σ y. Pixel x00 reaches y00 via x00·d, y01 via x00·c, y10 via x00·b and y11 via x00·a —
+                        the flipped kernel: dL/dx = dL/dy ⊛ w^flip (a full convolution). Those paths are red.
+    conv_graph()        the same convolution done by functional.conv2d on arrays:
+                        pad → im2col → reshape → @ (with the reshaped weight) → reshape → permute → + bias.
+    model_graph()       the demo CNN and its cross-entropy loss on two digits, an op cluster per module.
+
+`render()` writes SVG/PNG/PDF with Graphviz's `dot`, or the DOT source (`.gv`) when `dot` is missing;
+`graph_command()` is `tinygrad-conv graph {derivation,conv,model}`. Graphviz is imported only when drawing, so
+the engine works without it.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tinygrad_conv.tensor import Tensor
+
+#: Short labels of the op nodes, by op class name (ops.py); an unknown op shows its class name in lower case.
+OP_LABELS = {
+    "Add": "+", "Sub": "-", "Mul": "*", "Div": "/", "MatMul": "@", "Neg": "neg", "Pow": "**",
+    "Exp": "exp", "Log": "log", "ReLU": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid",
+    "Sum": "Σ", "Mean": "mean", "Max": "max",
+    "Reshape": "reshape", "Permute": "permute", "Pad": "pad", "Index": "[ ]", "Unfold": "im2col",
+}  # fmt: skip
+
+FILL = {"result": "white", "parameter": "#cfe2ff", "input": "#d4f0d4", "constant": "#e6e6e6", "root": "#fff2a8"}
+HIGHLIGHT = "#d62728"
+GRAPH_NAMES = ("derivation", "conv", "model")
+FORMATS = ("svg", "png", "pdf", "dot")
+INSTALL_HINT = ("Graphviz's `dot` was not found, so only the DOT source was written; to render images install "
+                "Graphviz: apt install graphviz / brew install graphviz / conda install graphviz")
+
+
+# ---------------------------------------------------------------- the general renderer
+
+
+def draw_graph(root: Tensor, *, show_data: bool = True, show_grad: bool = True, rankdir: str = "LR",
+               max_nodes: int = 400, highlight: Collection[Tensor] = (), model: Any = None,
+               max_values: int = 4):
+    """The graph that made `root`, as a graphviz.Digraph: a record node per tensor, a small node per op.
+
+    show_data / show_grad: print values and gradients of tensors with at most `max_values` elements
+    (4 significant digits; a matrix one row per line). highlight: tensors whose nodes — and, for op results,
+    whose op nodes — are drawn red, with the edges between highlighted nodes. model: an nn.Module whose
+    parameters are then labelled by their dotted names ("0.weight") and whose modules group the ops run
+    inside them into clusters ("0: Conv2d"). Raises ValueError when the graph has more than `max_nodes`
+    nodes (tensors + ops). Node ids ("t0", "op0", ...) count in topological order, inputs first, so the same
+    graph always gives the same DOT source.
+    """
+    return _draw(root, show_data=show_data, show_grad=show_grad, rankdir=rankdir, max_nodes=max_nodes,
+                 highlight=highlight, model=model, max_values=max_values)[0]
+
+
+def _walk(root: Tensor) -> list[Tensor]:
+    """Every tensor root depends on, each after its inputs (iterative depth-first: no recursion limit)."""
+    order: list[Tensor] = []
+    seen: set[int] = set()
+    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    while stack:
+        tensor, inputs_done = stack.pop()
+        if inputs_done:
+            order.append(tensor)
+            continue
+        if id(tensor) in seen:
+            continue
+        seen.add(id(tensor))
+        stack.append((tensor, True))
+        if tensor._ctx is not None:  # reversed, so the first argument is visited (and numbered) first
+            stack.extend((p, False) for p in reversed(tensor._ctx.parents) if id(p) not in seen)
+    return order
+
+
+def _draw(root: Tensor, *, show_data: bool, show_grad: bool, rankdir: str, max_nodes: int,
+          highlight: Collection[Tensor], model: Any, max_values: int):
+    """draw_graph, also returning the node id of every tensor (by id(tensor)) for callers that add layout."""
+    import graphviz
+
+    if not isinstance(root, Tensor):
+        raise TypeError(f"draw_graph needs a Tensor as root, got {type(root).__name__}")
+    if rankdir not in ("LR", "RL", "TB", "BT"):
+        raise ValueError(f"rankdir must be 'LR', 'RL', 'TB' or 'BT', got {rankdir!r}")
+    highlighted = set()
+    for tensor in highlight:
+        if not isinstance(tensor, Tensor):
+            raise TypeError(f"highlight must hold Tensors, got {type(tensor).__name__}")
+        highlighted.add(id(tensor))
+
+    tensors = _walk(root)
+    ops = [t for t in tensors if t._ctx is not None]
+    count = len(tensors) + len(ops)
+    if count > max_nodes:
+        raise ValueError(f"the graph has {count} nodes ({len(tensors)} tensors + {len(ops)} ops), more than "
+                         f"max_nodes={max_nodes}: pass a larger max_nodes, or draw a smaller input")
+
+    param_names, module_names = _model_names(model)
+    ids = {id(t): f"t{k}" for k, t in enumerate(tensors)}
+    op_ids = {id(t): f"op{k}" for k, t in enumerate(ops)}
+
+    graph = graphviz.Digraph("computation_graph")
+    graph.attr(rankdir=rankdir, nodesep="0.15", ranksep="0.3")
+    graph.attr("node", fontname="Helvetica", fontsize="11")
+    graph.attr("edge", arrowsize="0.6", color="#555555")
+
+    # Node statements first, each in its module's cluster, then every edge at the top level.
+    clusters: dict[str, tuple[str, list[tuple[str, dict]]]] = {}  # cluster name -> (label, [(node id, attrs)])
+    unnamed: dict[int, tuple[str, str]] = {}
+    top: list[tuple[str, dict]] = []
+    for tensor in tensors:
+        kind = _kind(tensor, param_names, model)
+        red = id(tensor) in highlighted
+        cells = _cells(tensor, param_names.get(id(tensor)), kind, show_data, show_grad, max_values)
+        fill = FILL["root"] if tensor is root else FILL[kind]
+        border = 2 if tensor is root or red else 0
+        attrs = {"label": _table(cells, fill, border, HIGHLIGHT if red else "black"), "shape": "plain"}
+        if tensor is root:
+            attrs["fontname"] = "Helvetica-Bold"
+        if red:
+            attrs["fontcolor"] = HIGHLIGHT
+        scope = _scope_of(tensor, param_names, model)
+        nodes = [(ids[id(tensor)], attrs)]
+        if tensor._ctx is not None:
+            op_attrs = {"label": _op_label(tensor), "shape": "ellipse", "fontsize": "10", "height": "0.3",
+                        "width": "0.3", "margin": "0.04,0.02"}
+            if id(tensor) in highlighted:
+                op_attrs.update(color=HIGHLIGHT, fontcolor=HIGHLIGHT, penwidth="2")
+            nodes.insert(0, (op_ids[id(tensor)], op_attrs))
+        if scope is None:
+            top.extend(nodes)
+        else:
+            cluster, cluster_label = _cluster_name(scope, module_names, unnamed)
+            clusters.setdefault(cluster, (cluster_label, []))[1].extend(nodes)
+
+    for name, attrs in top:
+        graph.node(name, **attrs)
+    for cluster, (cluster_label, nodes) in clusters.items():
+        with graph.subgraph(name=cluster) as sub:
+            sub.attr(label=cluster_label, style="rounded,filled", fillcolor="#f6f6f6", color="#b0b0b0",
+                     labeljust="l", fontname="Helvetica", fontsize="11")
+            for name, attrs in nodes:
+                sub.node(name, **attrs)
+
+    for tensor in ops:
+        op = tensor._ctx
+        out_red = id(tensor) in highlighted
+        for position, parent in enumerate(op.parents):
+            attrs = {}
+            if len(op.parents) >= 2:
+                attrs.update(headlabel=str(position), labelfontsize="8", labelfontcolor="#777777")
+            if out_red and id(parent) in highlighted:
+                attrs.update(color=HIGHLIGHT, penwidth="2")
+            graph.edge(ids[id(parent)], op_ids[id(tensor)], **attrs)
+        graph.edge(op_ids[id(tensor)], ids[id(tensor)], **({"color": HIGHLIGHT, "penwidth": "2"} if out_red else {}))
+    return graph, ids
+
+
+def _model_names(model: Any) -> tuple[dict[int, str], dict[int, str]]:
+    """id(parameter) -> dotted name and id(module) -> dotted name, from model (empty without one)."""
+    if model is None:
+        return {}, {}
+    params: dict[int, str] = {}
+    for name, param in model.named_parameters():
+        params.setdefault(id(param), name)
+    modules: dict[int, str] = {}
+    for name, module in model.named_modules():
+        modules.setdefault(id(module), name)
+    return params, modules
+
+
+def _kind(tensor: Tensor, param_names: dict[int, str], model: Any) -> str:
+    if tensor._ctx is not None:
+        return "result"
+    if not tensor.requires_grad:
+        return "constant"
+    if model is not None and id(tensor) not in param_names:
+        return "input"
+    return "parameter"
+
+
+def _scope_of(tensor: Tensor, param_names: dict[int, str], model: Any) -> Any:
+    """The module a node is drawn inside: the innermost module its op ran in; a parameter's owner."""
+    if tensor._ctx is not None:
+        return tensor._scope[-1] if tensor._scope else None
+    name = param_names.get(id(tensor))
+    if name is None or "." not in name:
+        return None
+    owner = model
+    for part in name.split(".")[:-1]:
+        owner = getattr(owner, part, None)
+        if owner is None:
+            return None
+    return owner
+
+
+def _cluster_name(module: Any, module_names: dict[int, str], unnamed: dict[int, tuple[str, str]]) -> tuple[str, str]:
+    """("cluster_<dotted name>", "<dotted name>: <ClassName>"); modules unknown to the model are numbered in the
+    order they are met ("cluster_m0", label "<ClassName>")."""
+    class_name = type(module).__name__
+    name = module_names.get(id(module))
+    if name:
+        return f"cluster_{name}", f"{name}: {class_name}"
+    if name == "":  # the model itself
+        return "cluster_model", f"model: {class_name}"
+    if id(module) not in unnamed:
+        unnamed[id(module)] = (f"cluster_m{len(unnamed)}", class_name)
+    return unnamed[id(module)]
+
+
+def _cells(tensor: Tensor, dotted: str | None, kind: str, show_data: bool, show_grad: bool,
+           max_values: int) -> list[str]:
+    """The node's cells, as micrograd's record: name (shape dtype) | data … | grad … — each only when it says
+    something: a 0-d float64 tensor has no shape line, a constant no grad, a big tensor no values."""
+    title = [_html(name)] if (name := dotted or tensor.name) else []
+    shape = "" if tensor.ndim == 0 else str(tuple(tensor.shape)).replace(" ", "")
+    dtype = "" if tensor.dtype == np.float64 else str(tensor.dtype)
+    if shape or dtype:
+        title.append(f'<FONT POINT-SIZE="9">{" ".join(s for s in (shape, dtype) if s)}</FONT>')
+    cells = ["<BR/>".join(title)] if title else []
+    if tensor.size <= max_values:
+        if show_data:
+            cells.append(_values("data", tensor.data))
+        if show_grad and kind != "constant":
+            cells.append("grad —" if tensor.grad is None else _values("grad", tensor.grad))
+    return cells or ["scalar"]
+
+
+def _values(what: str, array: np.ndarray) -> str:
+    """`data 3`, `data [1, 2]`, or a right-aligned grid under the word for a matrix; 4 significant digits."""
+    array = np.asarray(array)
+    squeezed = array.squeeze()
+    if squeezed.ndim == 0:
+        return f"{what} {_number(squeezed.item())}"
+    if squeezed.ndim == 1:
+        return f"{what} [" + ", ".join(_number(v) for v in squeezed) + "]"
+    matrix = squeezed.reshape(-1, squeezed.shape[-1])
+    rows = "".join("<TR>" + "".join(f'<TD ALIGN="RIGHT">{_number(v)}</TD>' for v in row) + "</TR>" for row in matrix)
+    return (f'<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="2">'
+            f'<TR><TD COLSPAN="{matrix.shape[1]}" ALIGN="LEFT">{what}</TD></TR>{rows}</TABLE>')
+
+
+def _table(cells: list[str], fill: str, border: int, color: str) -> str:
+    """An HTML-like label drawn as a record: one row of boxed cells (records cannot take dot's flat edges)."""
+    row = "".join(f"<TD>{cell}</TD>" for cell in cells)
+    return (f'<<TABLE BORDER="{border}" CELLBORDER="1" CELLSPACING="0" CELLPADDING="4" BGCOLOR="{fill}" '
+            f'COLOR="{color}"><TR>{row}</TR></TABLE>>')
+
+
+def _number(value: float) -> str:
+    text = f"{value:.4g}"
+    return "0" if text == "-0" else text
+
+
+def _html(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+
+def _op_label(tensor: Tensor) -> str:
+    op = tensor._ctx
+    name = type(op).__name__
+    label = OP_LABELS.get(name, name.lower())
+    if name == "Pow":
+        return f"**{getattr(op, 'exponent', '?'):g}"
+    if name == "Permute":
+        return f"permute {','.join(str(a) for a in op.axes)}"
+    if name in ("Sum", "Mean", "Max"):
+        ndim = op.parents[0].ndim
+        axes = tuple(getattr(op, "axes", range(ndim)))
+        if axes != tuple(range(ndim)):
+            return f"{label} axis {','.join(str(a) for a in axes)}"
+    return label
+
+
+def _between(source: Tensor, target: Tensor) -> list[Tensor]:
+    """The tensors on some path from source to target, both included (empty when target does not use source)."""
+    reaches: set[int] = set()
+    path = []
+    for tensor in _walk(target):
+        if tensor is source or (tensor._ctx is not None and any(id(p) in reaches for p in tensor._ctx.parents)):
+            reaches.add(id(tensor))
+            path.append(tensor)
+    return path
+
+
+def graph_counts(graph) -> tuple[int, int]:
+    """(nodes, edges) of a graph drawn here, counted in its DOT source."""
+    nodes, edges = set(), 0
+    for line in graph.source.splitlines():
+        line = line.strip()
+        if "->" in line:
+            edges += "style=invis" not in line  # layout-only edges are not part of the graph
+            continue
+        match = re.match(r'^"?([\w.]+)"?\s*\[', line)
+        if match and match.group(1) not in ("graph", "node", "edge"):
+            nodes.add(match.group(1))
+    return len(nodes), edges
+
+
+# ---------------------------------------------------------------- the derivation, from scalars
+
+
+@dataclass
+class ScalarConv:
+    """The seed example as 0-d Tensors; unpacks as (pixels, kernel, outputs, loss).
+
+    pixels[i][j] is x_ij ("x00"...), kernel[u][v] is w_uv = [[a, b], [c, d]], outputs[i][j] is y_ij ("y00"...),
+    loss is L = Σ y. products[(i, j, u, v)] is the tap w_uv·x[i+u−1][j+v−1] of y_ij, built as x·w (pixel first).
+    """
+
+    pixels: list[list[Tensor]]
+    kernel: list[list[Tensor]]
+    outputs: list[list[Tensor]]
+    loss: Tensor
+    products: dict[tuple[int, int, int, int], Tensor] = field(default_factory=dict)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.pixels, self.kernel, self.outputs, self.loss))
+
+
+KERNEL_NAMES = (("a", "b"), ("c", "d"))
+
+
+def scalar_conv_example(image: Any = None, kernel: Any = None, size: int = 3) -> ScalarConv:
+    """A convolution built from scalars, every multiply and add a node — the derivation's picture.
+
+    image: size×size numbers (default 1, 2, …, size²), size 2 to 4 (`size` is used only when image is None);
+    kernel: 2×2 numbers [[a, b], [c, d]] (default [[1, 2], [3, 4]]). The output keeps the input's size by padding
+    the top and left with zeros — padding=((1, 0), (1, 0)) in conv2d's terms — and the taps that fall on the
+    padding are simply left out, so no zero nodes are drawn:
+
+        y[i][j] = Σ_{u,v ∈ {0,1}} w[u][v]·x[i+u−1][j+v−1],      L = Σ_ij y[i][j]   (so every dL/dy = 1)
+
+    Each y and L are sums taken pairwise (a tree, not a chain), to keep the drawing shallow.
+    Call `loss.backward()` to fill every pixel's and weight's grad: dL/dx00 = d + c + b + a.
+    """
+    if image is None:
+        if isinstance(size, bool) or size not in (2, 3, 4):
+            raise ValueError(f"size must be 2, 3 or 4, got {size!r}")
+        image = np.arange(1, size * size + 1, dtype=np.float64).reshape(size, size)
+    image = np.asarray(image, dtype=np.float64)
+    if image.ndim != 2 or image.shape[0] != image.shape[1] or not 2 <= image.shape[0] <= 4:
+        raise ValueError(f"image must be a square 2-D array of size 2×2 to 4×4, got shape {image.shape}")
+    kernel = np.array([[1.0, 2.0], [3.0, 4.0]]) if kernel is None else np.asarray(kernel, dtype=np.float64)
+    if kernel.shape != (2, 2):
+        raise ValueError(f"kernel must be 2×2 ([[a, b], [c, d]]), got shape {kernel.shape}")
+    size = image.shape[0]
+    pixels = [[Tensor(image[i, j], requires_grad=True, name=f"x{i}{j}") for j in range(size)] for i in range(size)]
+    weights = [[Tensor(kernel[u, v], requires_grad=True, name=KERNEL_NAMES[u][v]) for v in range(2)] for u in range(2)]
+    products: dict[tuple[int, int, int, int], Tensor] = {}
+    outputs = []
+    for i in range(size):
+        row = []
+        for j in range(size):
+            taps = []
+            for u in range(2):
+                for v in range(2):
+                    r, c = i + u - 1, j + v - 1
+                    if r >= 0 and c >= 0:  # r, c ≤ i, j < size: only the top/left padding is ever read
+                        product = pixels[r][c] * weights[u][v]
+                        product.name = f"x{r}{c}·{KERNEL_NAMES[u][v]}"
+                        products[(i, j, u, v)] = product
+                        taps.append(product)
+            y = _tree_sum(taps)
+            y.name = f"y{i}{j}"
+            row.append(y)
+        outputs.append(row)
+    loss = _tree_sum([y for row in outputs for y in row])
+    loss.name = "L"
+    return ScalarConv(pixels, weights, outputs, loss, products)
+
+
+def _tree_sum(terms: list[Tensor]) -> Tensor:
+    """t0 + t1 + … as a balanced tree of additions (depth ⌈log2 n⌉)."""
+    while len(terms) > 1:
+        terms = [terms[k] + terms[k + 1] if k + 1 < len(terms) else terms[k] for k in range(0, len(terms), 2)]
+    return terms[0]
+
+
+def derivation_graph(size: int = 3, show_grad: bool = True):
+    """The scalar convolution (scalar_conv_example) after L.backward(), the flipped kernel drawn in red.
+
+    Pixel x00 reaches four outputs — y00 via x00·d, y01 via x00·c, y10 via x00·b, y11 via x00·a — so its gradient
+    is dL/dy00·d + dL/dy01·c + dL/dy10·b + dL/dy11·a: the output gradient convolved with the flipped kernel.
+    Those four products, the sums they flow through, the outputs they reach and the edges between are red.
+    """
+    example = scalar_conv_example(size=size)
+    example.loss.backward()
+    (a, b), (c, d) = example.kernel
+    x00 = example.pixels[0][0]
+    highlight: list[Tensor] = [x00, a, b, c, d]
+    for i, j in ((1, 1), (1, 0), (0, 1), (0, 0)):  # x00 is tap (u, v) = (1 − i, 1 − j) of y_ij: a, b, c, d
+        highlight += _between(example.products[(i, j, 1 - i, 1 - j)], example.outputs[i][j])
+    graph, ids = _draw(example.loss, show_data=True, show_grad=show_grad, rankdir="LR", max_nodes=400,
+                       highlight=highlight, model=None, max_values=4)
+    # Leaves (kernel, then pixels in reading order) in the first column and every y in one column, top to bottom
+    # in reading order: invisible edges inside a same-rank group fix the order.
+    leaves = [a, b, c, d] + [x for row in example.pixels for x in row]
+    for name, column in (("leaves", leaves), ("outputs", [y for row in example.outputs for y in row])):
+        with graph.subgraph(name=name) as group:
+            group.attr(rank="same")
+            for upper, lower in zip(column, column[1:]):
+                group.edge(ids[id(upper)], ids[id(lower)], style="invis")
+    k = {name: _number(float(t.data)) for name, t in zip("abcd", (a, b, c, d))}
+    lines = [
+        "dL/dx = dL/dy ⊛ w^flip: the input's gradient is the output's gradient convolved with the kernel turned 180°",
+        f"{size}×{size} image x, 2×2 kernel w = [[a, b], [c, d]] = [[{k['a']}, {k['b']}], [{k['c']}, {k['d']}]], "
+        "padded top/left:  y[i][j] = Σ_(u,v) w[u][v]·x[i+u−1][j+v−1],  L = Σ y  (so every dL/dy = 1)",
+        "red: x00 reaches y00 via x00·d, y01 via x00·c, y10 via x00·b, y11 via x00·a, so dL/dx00 = d + c + b + a"
+        + (f" = {k['d']} + {k['c']} + {k['b']} + {k['a']} = {_number(float(x00.grad))}" if show_grad else ""),
+    ]
+    graph.attr(ranksep="0.45")  # room for the fan of edges from the pixels and weights into the products
+    graph.attr(label="\\l".join(lines) + "\\l", labelloc="t", labeljust="l", fontname="Helvetica", fontsize="14")
+    return graph
+
+
+# ---------------------------------------------------------------- conv2d from primitives, and the demo CNN
+
+
+def conv_graph(show_grad: bool = True):
+    """One functional.conv2d — the derivation's convolution, on arrays — after backward of L = y.sum().
+
+    x (1, 1, 3, 3) = 1…9, weight (1, 1, 2, 2) = [[1, 2], [3, 4]], bias (1,) = 1, padding=((1, 0), (1, 0)):
+    pad → im2col → reshape → @ (with the reshaped weight) → reshape → permute → + (reshaped bias) → Σ.
+    Arrays of up to 9 numbers show their values, so x.grad (x00's is 10, as in derivation_graph) is readable.
+    """
+    from tinygrad_conv import functional as F
+
+    x = Tensor(np.arange(1.0, 10.0).reshape(1, 1, 3, 3), requires_grad=True, name="x")
+    weight = Tensor([[[[1.0, 2.0], [3.0, 4.0]]]], requires_grad=True, name="weight")
+    bias = Tensor([1.0], requires_grad=True, name="bias")
+    y = F.conv2d(x, weight, bias, padding=((1, 0), (1, 0)))
+    y.name = "y"
+    loss = y.sum()
+    loss.name = "L"
+    loss.backward()
+    graph = draw_graph(loss, show_grad=show_grad, max_values=9, rankdir="TB")
+    graph.attr(label="conv2d(x, weight, bias, padding=((1, 0), (1, 0))) composed from primitives, L = Σ y",
+               labelloc="t", labeljust="l", fontname="Helvetica", fontsize="14")
+    return graph
+
+
+def model_graph(show_grad: bool = False):
+    """The demo CNN (train.build_model(seed=0)) and its cross-entropy loss on the first two training digits.
+
+    Ops are clustered by the module they ran in and parameters carry their dotted names ("0.weight"). The images
+    are given requires_grad=True so the first convolution's pad and im2col are part of the graph (without it they
+    would be constants, folded into one anonymous leaf).
+    """
+    from tinygrad_conv import data, train
+    from tinygrad_conv import functional as F
+
+    model = train.build_model(seed=0)
+    x_train, y_train, _, _ = data.load_split()
+    images = Tensor(x_train[:2], requires_grad=True, name="images")
+    labels = np.asarray(y_train[:2])
+    logits = model(images)
+    logits.name = "logits"
+    loss = F.cross_entropy(logits, labels)
+    loss.name = "loss"
+    if show_grad:
+        loss.backward()
+    graph = draw_graph(loss, show_grad=show_grad, model=model, max_nodes=400)
+    graph.attr(label=f"the demo CNN on two digits (labels {', '.join(str(int(v)) for v in labels)}) "
+               "and its cross-entropy loss", labelloc="t", labeljust="l", fontname="Helvetica", fontsize="14")
+    return graph
+
+
+# ---------------------------------------------------------------- writing files, and the CLI
+
+
+def _resolve_format(path: Path, fmt: str | None) -> str:
+    """fmt in lower case ("gv" means "dot"), or out's suffix when it is a known format, else "svg"."""
+    if fmt is None:
+        suffix = path.suffix.lower().lstrip(".")
+        fmt = suffix if suffix in (*FORMATS, "gv") else "svg"
+    fmt = "dot" if fmt.lower() == "gv" else fmt.lower()
+    if fmt not in FORMATS:
+        raise ValueError(f"fmt must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    return fmt
+
+
+def render(graph, out: str, fmt: str | None = None) -> tuple[str, bool]:
+    """Write graph to `out` as svg, png, pdf or dot (fmt; by default out's suffix, else svg).
+
+    Returns (path written, rendered_image). "dot" writes the DOT source to `out`. When Graphviz's `dot` is
+    missing, an image format falls back to the DOT source in a `.gv` file beside `out`, and rendered_image
+    is False.
+    """
+    path = Path(out)
+    fmt = _resolve_format(path, fmt)
+    if fmt != "dot":
+        import graphviz
+
+        if shutil.which("dot") is not None:
+            try:
+                image = graph.pipe(format=fmt)
+            except graphviz.ExecutableNotFound:
+                pass
+            else:
+                path.write_bytes(image)
+                return str(path), True
+        path = path.with_suffix(".gv")
+    path.write_text(graph.source, encoding="utf-8")
+    return str(path), False
+
+
+def graph_command(name: str, fmt: str | None, out: str | None, show_grad: bool) -> int:
+    """`tinygrad-conv graph NAME [--format F] [--out FILE] [--no-grad]`: draw, write, print the path and counts.
+
+    Exit code 2 for an unknown graph or format; without Graphviz's `dot` the DOT source is written (.gv) with
+    a one-line install hint, and the code is 1 only when an image format was asked for with --format.
+    """
+    if name not in GRAPH_NAMES:
+        print(f"tinygrad-conv: error: unknown graph {name!r}: choose derivation, conv or model", file=sys.stderr)
+        return 2
+    if fmt is not None and fmt.lower() not in FORMATS:
+        print(f"tinygrad-conv: error: unknown format {fmt!r}: choose svg, png, pdf or dot", file=sys.stderr)
+        return 2
+    fmt = None if fmt is None else fmt.lower()
+    out = out or f"{name}.{fmt or 'svg'}"
+    build = {"derivation": derivation_graph, "conv": conv_graph, "model": model_graph}[name]
+    graph = build(show_grad=show_grad)
+    try:
+        path, rendered = render(graph, out, fmt)
+    except OSError as error:
+        print(f"tinygrad-conv: error: cannot write {out}: {error.strerror or error}", file=sys.stderr)
+        return 1
+    nodes, edges = graph_counts(graph)
+    print(f"wrote {path} ({name} graph: {nodes} nodes, {edges} edges)")
+    if not rendered and _resolve_format(Path(out), fmt) != "dot":  # an image was wanted, but `dot` is missing
+        print(INSTALL_HINT, file=sys.stderr)
+        return 1 if fmt is not None else 0
+    return 0
