@@ -198,3 +198,36 @@ def test_batches_reject_a_non_generator_rng():
     ids = np.arange(10)
     with pytest.raises(ValueError, match="rng must be a numpy.random.Generator"):
         data.batches(ids, ids, 4, rng=0)
+
+
+# ---------------------------------------------------------------- standardize and random_shift
+
+
+def test_standardize_constants_are_the_training_images_mean_and_std():
+    x_train = data.load_split()[0]
+    assert data.PIXEL_MEAN == pytest.approx(float(x_train.mean()), abs=5e-5)
+    assert data.PIXEL_STD == pytest.approx(float(x_train.std()), abs=5e-5)
+    standardized = data.standardize(x_train)
+    assert standardized.dtype == np.float32 and standardized.shape == x_train.shape
+    assert abs(standardized.mean()) < 1e-3 and abs(standardized.std() - 1) < 1e-3
+
+
+def test_random_shift_moves_each_image_by_at_most_one_pixel_filling_zeros():
+    images = np.random.default_rng(0).random((200, 2, 5, 6)).astype(np.float32)
+    shifted = data.random_shift(images, np.random.default_rng(1))
+    assert shifted.shape == images.shape and shifted.dtype == images.dtype
+    padded = np.pad(images, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    seen = set()
+    for n in range(len(images)):
+        matches = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)
+                   if np.array_equal(shifted[n], padded[n, :, 1 + dy : 6 + dy, 1 + dx : 7 + dx])]
+        assert len(matches) == 1  # out[i, j] = images[i + dy, j + dx], zero outside
+        seen.add(matches[0])
+    assert len(seen) == 9  # every shift, (0, 0) included, is drawn
+
+
+def test_random_shift_is_reproducible_from_the_generator():
+    images = data.load_split()[0][:64]
+    first = data.random_shift(images, np.random.default_rng(5))
+    np.testing.assert_array_equal(first, data.random_shift(images, np.random.default_rng(5)))
+    assert not np.array_equal(first, data.random_shift(images, np.random.default_rng(6)))

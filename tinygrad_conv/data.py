@@ -8,6 +8,8 @@ rebuilt by scripts/build_digits.py. See NOTICE.
 
     load_digits()  ->  images float32 (N, 1, 8, 8) = pixels / 16, in [0, 1];  labels int64 (N,)
     load_split()   ->  x_train (1437, 1, 8, 8), y_train (1437,), x_test (360, 1, 8, 8), y_test (360,)
+    standardize(x) ->  (x − 0.3055) / 0.3761, the training images' pixel mean and standard deviation
+    random_shift(x, rng)  ->  each image moved by −1, 0 or +1 pixels vertically and horizontally, zeros shifted in
 
 The split is stratified: class c, with n_c of the N images, puts test_size · n_c / N of them (rounded by largest
 remainder, so the counts add up to test_size exactly) in the test set. Only numpy is needed.
@@ -22,6 +24,7 @@ import numpy as np
 
 DATA_FILE = "digits.npz"
 PIXEL_MAX = 16
+PIXEL_MEAN, PIXEL_STD = 0.3055, 0.3761  # over the 1437 × 64 pixels of load_split()'s x_train (test_data checks)
 
 
 def load_digits() -> tuple[np.ndarray, np.ndarray]:
@@ -31,6 +34,25 @@ def load_digits() -> tuple[np.ndarray, np.ndarray]:
             pixels, labels = archive["images"], archive["labels"]
     images = (pixels.astype(np.float32) / PIXEL_MAX)[:, None, :, :]
     return images, labels.astype(np.int64)
+
+
+def standardize(images: np.ndarray) -> np.ndarray:
+    """(images − PIXEL_MEAN) / PIXEL_STD, float32: inputs of mean 0 and variance 1, as Kaiming init expects."""
+    return ((np.asarray(images, np.float32) - np.float32(PIXEL_MEAN)) / np.float32(PIXEL_STD)).astype(np.float32)
+
+
+def random_shift(images: np.ndarray, rng: np.random.Generator, max_shift: int = 1) -> np.ndarray:
+    """Augmentation: out[n, :, i, j] = images[n, :, i + dy_n, j + dx_n], and 0 where that falls outside the image.
+
+    images (N, C, H, W); dy_n and dx_n are drawn uniformly from −max_shift..max_shift for each image. Shifting
+    by a pixel keeps a digit a digit, so the network sees 9× as many distinct training images.
+    """
+    n, _, height, width = images.shape
+    size = 2 * max_shift + 1
+    padded = np.pad(images, ((0, 0), (0, 0), (max_shift, max_shift), (max_shift, max_shift)))
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (height, width), axis=(2, 3))  # (N, C, s, s, H, W)
+    dy, dx = rng.integers(0, size, n), rng.integers(0, size, n)  # window (dy, dx) = shift (dy, dx) − max_shift
+    return windows[np.arange(n), :, dy, dx]
 
 
 def _check_lengths(images: np.ndarray, labels: np.ndarray) -> None:

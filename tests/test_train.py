@@ -1,0 +1,114 @@
+"""Training the demo CNN: it learns, it is deterministic, the demo script matches it, checkpoints round-trip."""
+
+import hashlib
+import json
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tinygrad_conv import data, serialization
+from tinygrad_conv.train import TrainConfig, build_model, cosine_lr, predict, train
+
+ROOT = Path(__file__).resolve().parent.parent
+QUIET = {"progress": False, "log": lambda line: None}
+
+
+@pytest.fixture(scope="module")
+def three_epochs():
+    return train(TrainConfig(epochs=3), **QUIET)
+
+
+def _digest(model) -> str:
+    sha = hashlib.sha256()
+    for name, array in sorted(model.state_dict().items()):
+        sha.update(name.encode() + array.tobytes())
+    return sha.hexdigest()
+
+
+def _without_times(metrics: dict) -> dict:
+    history = [{k: v for k, v in epoch.items() if k != "seconds"} for epoch in metrics["history"]]
+    kept = {k: v for k, v in metrics.items() if k not in ("train_seconds", "images_per_second", "history")}
+    return {**kept, "history": history}
+
+
+def test_three_epochs_clearly_learn(three_epochs):
+    metrics = three_epochs.metrics
+    assert metrics["test_accuracy"] > 0.9 and metrics["train_accuracy"] > 0.9
+    assert [h["epoch"] for h in metrics["history"]] == [1, 2, 3]
+    assert metrics["history"][-1]["train_loss"] < metrics["history"][0]["train_loss"] < np.log(10)
+    assert np.array(metrics["confusion"]).sum() == 360 and metrics["skipped_batches"] == 0
+    assert metrics["args"] == {**TrainConfig().__dict__, "epochs": 3}
+    json.dumps(metrics)  # everything in it can go to metrics.json
+
+
+def test_same_seed_gives_the_same_weights_and_metrics(three_epochs):
+    again = train(TrainConfig(epochs=3), **QUIET)
+    assert _digest(again.model) == _digest(three_epochs.model)
+    assert _without_times(again.metrics) == _without_times(three_epochs.metrics)
+    other_seed = train(TrainConfig(epochs=1, seed=1), **QUIET)
+    assert _digest(other_seed.model) != _digest(train(TrainConfig(epochs=1), **QUIET).model)
+
+
+def test_same_seed_gives_the_same_bits_in_separate_processes():
+    script = ("import hashlib; from tinygrad_conv.train import TrainConfig, train; "
+              "m = train(TrainConfig(epochs=1), progress=False, log=lambda s: None).model; "
+              "print(hashlib.sha256(b''.join(a.tobytes() for _, a in sorted(m.state_dict().items()))).hexdigest())")
+    digests = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                              cwd=ROOT).stdout.strip() for _ in range(2)}
+    model = train(TrainConfig(epochs=1), **QUIET).model
+    here = hashlib.sha256(b"".join(a.tobytes() for _, a in sorted(model.state_dict().items()))).hexdigest()
+    assert digests == {here}
+
+
+def test_demo_script_trains_the_same_weights_as_the_cli(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["train_digits.py", "2"])
+    demo = runpy.run_path(str(ROOT / "demos" / "train_digits.py"), run_name="__main__")
+    assert _digest(demo["model"]) == _digest(train(TrainConfig(epochs=2), **QUIET).model)
+    assert capsys.readouterr().out.count("test accuracy") == 2
+
+
+def test_checkpoint_round_trip_predicts_the_same(three_epochs, tmp_path):
+    serialization.save(three_epochs.model.state_dict(), tmp_path / "model.npz")
+    restored = build_model(seed=123)
+    restored.load_state_dict(serialization.load(tmp_path / "model.npz"))
+    assert _digest(restored) == _digest(three_epochs.model)
+    x_test = data.standardize(data.load_split()[2])
+    np.testing.assert_array_equal(predict(restored, x_test), predict(three_epochs.model, x_test))
+
+
+def test_load_state_dict_names_the_key_and_both_shapes(three_epochs):
+    state = three_epochs.model.state_dict()
+    state["0.weight"] = state["0.weight"][:8]
+    with pytest.raises(ValueError, match=r"0\.weight.*\(8, 1, 3, 3\).*\(16, 1, 3, 3\)|0\.weight.*\(16, 1, 3, 3\).*"
+                                         r"\(8, 1, 3, 3\)"):
+        build_model().load_state_dict(state)
+
+
+def test_cosine_lr_matches_torch_cosine_annealing(torch):
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([param], lr=0.1)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=7)
+    for epoch in range(7):
+        assert cosine_lr(0.1, epoch, 7) == pytest.approx(optimizer.param_groups[0]["lr"], rel=1e-12)
+        optimizer.step()
+        schedule.step()
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("epochs", 0, "epochs must be an integer >= 1, got 0"),
+    ("epochs", 2.5, "epochs must be an integer >= 1, got 2.5"),
+    ("batch_size", -1, "batch_size must be an integer >= 1, got -1"),
+    ("seed", -3, "seed must be an integer >= 0, got -3"),
+    ("lr", float("nan"), "lr must be a positive finite number, got nan"),
+    ("lr", -1.0, "lr must be a positive finite number, got -1.0"),
+    ("lr", float("inf"), "lr must be a positive finite number, got inf"),
+    ("optimizer", "rmsprop", "optimizer must be 'adam' or 'sgd', got 'rmsprop'"),
+    ("on_nonfinite", "ignore", "on_nonfinite must be 'stop' or 'skip', got 'ignore'"),
+])
+def test_config_rejects_bad_values_by_name(field, value, message):
+    with pytest.raises(ValueError, match=f"^{message.replace('(', '[(]')}$"):
+        TrainConfig(**{field: value})

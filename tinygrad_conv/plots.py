@@ -1,0 +1,63 @@
+"""Pictures of a training run (matplotlib, imported here only): curves, first-layer filters, confusion matrix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_curves(history: list[dict], path: Path) -> None:
+    """Training loss, and train/test accuracy, per epoch."""
+    plt = _pyplot()
+    epochs = [h["epoch"] for h in history]
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(9, 3.5))
+    loss_ax.plot(epochs, [h["train_loss"] for h in history], marker="o")
+    loss_ax.set(xlabel="epoch", ylabel="train loss (cross-entropy)", yscale="log", title="loss")
+    acc_ax.plot(epochs, [100 * h["train_accuracy"] for h in history], marker="o", label="train")
+    acc_ax.plot(epochs, [100 * h["test_accuracy"] for h in history], marker="o", label="test")
+    acc_ax.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
+    acc_ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_filters(weight: np.ndarray, path: Path) -> None:
+    """The first conv layer's kernels (Cout, 1, KH, KW) as images, one colour scale centred on 0."""
+    plt = _pyplot()
+    kernels = weight[:, 0]
+    limit = float(np.abs(kernels).max()) or 1.0
+    fig, axes = plt.subplots(1, len(kernels), figsize=(1.3 * len(kernels), 1.6))
+    for k, (ax, kernel) in enumerate(zip(np.atleast_1d(axes), kernels)):
+        ax.imshow(kernel, cmap="RdBu_r", vmin=-limit, vmax=limit)
+        ax.set_title(f"filter {k}", fontsize=8)
+        ax.axis("off")
+    fig.suptitle("first-layer kernels (red +, blue −)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_confusion(confusion: np.ndarray, path: Path) -> None:
+    """counts[true, predicted] on the test set."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    ax.imshow(confusion, cmap="Blues")
+    for (i, j), count in np.ndenumerate(confusion):
+        if count:
+            ax.text(j, i, str(count), ha="center", va="center", fontsize=7,
+                    color="white" if count > confusion.max() / 2 else "black")
+    ax.set(xlabel="predicted", ylabel="true", xticks=range(10), yticks=range(10), title="test confusion matrix")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
