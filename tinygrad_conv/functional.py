@@ -15,6 +15,7 @@ Pooling is pad → im2col → max/mean over the window axis; cross_entropy is lo
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
@@ -103,6 +104,8 @@ def _pool(x: Tensor, kernel_size: Any, stride: Any, padding: Any, pad_value: flo
     x = _tensor(x, "input")
     if x.ndim != 4:
         raise ValueError(f"{reduce}-pooling expects a 4-D input (N, C, H, W), got shape {x.shape}")
+    if x.size == 0:
+        raise ValueError(f"{reduce}-pooling got an empty input of shape {x.shape} (no batch, channels or pixels)")
     kernel_size = pair(kernel_size, "kernel_size")
     stride = kernel_size if stride is None else pair(stride, "stride")
     ph, pw = pair(padding, "padding", minimum=0)
@@ -153,6 +156,9 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     """log softmax(x) = x − m − log Σ exp(x − m), m = max(x) along axis (a constant: the result does not depend
     on it, so it carries no gradient). Finite for logits of ±1e4."""
     x = _tensor(x, "x")
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or not -x.ndim <= axis < x.ndim:
+        raise ValueError(f"log_softmax: axis must be an int in [{-x.ndim}, {x.ndim}) for input of shape {x.shape}, "
+                         f"got {axis!r}")
     shifted = x - x.data.max(axis=axis, keepdims=True)
     return shifted - shifted.exp().sum(axis=axis, keepdims=True).log()
 
@@ -160,11 +166,11 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
 def cross_entropy(input: Tensor, target: Any) -> Tensor:
     """Mean over the batch of −log softmax(input)[n, target[n]]; input (N, C) logits, target (N,) class indices."""
     logits = _tensor(input, "input")
-    if logits.ndim != 2:
-        raise ValueError(f"cross_entropy expects logits of shape (N, C), got shape {logits.shape}")
+    if logits.ndim != 2 or logits.shape[1] == 0:
+        raise ValueError(f"cross_entropy expects logits of shape (N, C) with C >= 1 classes, got shape {logits.shape}")
     n, num_classes = logits.shape
     if n == 0:
-        raise ValueError("cross_entropy got an empty batch (N = 0)")
+        raise ValueError(f"cross_entropy got an empty batch (N = 0): input shape {logits.shape}")
     target = _class_targets(target, n, num_classes)
     one_hot = np.zeros(logits.shape, logits.dtype)
     one_hot[np.arange(n), target] = 1
@@ -172,7 +178,11 @@ def cross_entropy(input: Tensor, target: Any) -> Tensor:
 
 
 def _class_targets(target: Any, n: int, num_classes: int) -> np.ndarray:
-    target = np.asarray(target.data if isinstance(target, Tensor) else target)
+    try:
+        target = np.asarray(target.data if isinstance(target, Tensor) else target)
+    except ValueError:  # a ragged list
+        raise ValueError(f"target must be {n} class indices, one per row of input, got a ragged "
+                         f"{type(target).__name__}") from None
     if target.shape != (n,):
         raise ValueError(f"target must have shape ({n},) (one class index per row of input), got {target.shape}")
     if target.dtype.kind not in "iu":
@@ -186,6 +196,8 @@ def _class_targets(target: Any, n: int, num_classes: int) -> np.ndarray:
 def dropout(input: Tensor, p: float = 0.5, training: bool = True, rng: np.random.Generator | None = None) -> Tensor:
     """Zero each element with probability p and scale the rest by 1/(1 − p) (identity when not training)."""
     x = _tensor(input, "input")
+    if isinstance(p, bool) or not isinstance(p, numbers.Real):
+        raise TypeError(f"dropout probability p must be a number in [0, 1), got {p!r}")
     if not 0 <= p < 1:
         raise ValueError(f"dropout probability p must be in [0, 1), got {p}")
     if not training or p == 0:
@@ -195,7 +207,12 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, rng: np.random
 
 
 def flatten(input: Tensor, start_dim: int = 1) -> Tensor:
+    """(d0, …, d_{s−1}, d_s, …) → (d0, …, d_{s−1}, d_s·…): every axis from start_dim on merged into one."""
     x = _tensor(input, "input")
+    if isinstance(start_dim, bool) or not isinstance(start_dim, (int, np.integer)) \
+            or not -max(x.ndim, 1) <= start_dim < max(x.ndim, 1):
+        raise ValueError(f"flatten: start_dim must be an int in [{-x.ndim}, {x.ndim}) for input of shape "
+                         f"{x.shape}, got {start_dim!r}")
     return x.reshape(*x.shape[:start_dim], -1)
 
 

@@ -44,7 +44,8 @@ class Optimizer:
         try:
             params = list(params)
         except TypeError:
-            raise TypeError(f"params must be an iterable of Parameters, got {type(params).__name__}") from None
+            hint = " (pass model.parameters())" if hasattr(params, "parameters") else ""
+            raise TypeError(f"params must be an iterable of Parameters, got {type(params).__name__}{hint}") from None
         if not params:
             raise ValueError("the optimizer got an empty parameter list (did the model define no parameters?)")
         first_index: dict[int, int] = {}

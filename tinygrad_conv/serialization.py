@@ -28,7 +28,7 @@ class CheckpointError(ValueError):
 
 def save(state_dict: Mapping[str, np.ndarray], path: str | os.PathLike) -> None:
     """Write `state_dict` to exactly `path` (no suffix is added) as an .npz archive, atomically."""
-    path = os.fspath(path)
+    path = _path(path)
     if not isinstance(state_dict, Mapping):
         raise TypeError(f"save expects a mapping of names to numpy arrays, got {type(state_dict).__name__}")
     for name, value in state_dict.items():
@@ -41,6 +41,8 @@ def save(state_dict: Mapping[str, np.ndarray], path: str | os.PathLike) -> None:
                             "without pickle")
 
     directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"cannot save checkpoint {path!r}: directory {directory!r} does not exist")
     fd, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as file:
@@ -53,6 +55,12 @@ def save(state_dict: Mapping[str, np.ndarray], path: str | os.PathLike) -> None:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
+
+
+def _path(path: Any) -> str:
+    if isinstance(path, bytes) or not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}: {path!r:.60}")
+    return os.fspath(path)
 
 
 def _write_npz(file: Any, arrays: Mapping[str, np.ndarray]) -> None:
@@ -76,7 +84,7 @@ def _file_mode(path: str) -> int:
 
 def load(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Read every array of the .npz checkpoint at `path` into memory; CheckpointError for anything else."""
-    path = os.fspath(path)
+    path = _path(path)
     try:
         with open(path, "rb") as file:
             head = file.read(len(NPY_MAGIC))

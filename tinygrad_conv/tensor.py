@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from tinygrad_conv import ops
+from tinygrad_conv.conv_args import output_size, pair
 
 _grad_enabled = True
 _module_stack: list = []  # nn.Module.__call__ pushes itself here, so the op graph can be clustered by module
@@ -118,9 +119,12 @@ class Tensor:
         out = cls.__new__(cls)
         try:
             out.data = np.asarray(op.forward(*[p.data for p in parents], **kwargs))
-        except ValueError as error:  # numpy's broadcasting message, said at the op and with the shapes
+        except ValueError as error:  # said at the op, with the shapes (checked only once the op has failed)
             shapes = " and ".join(str(p.shape) for p in parents)
-            raise ValueError(f"{op_type.__name__} of tensors with shapes {shapes}: {error}") from None
+            reason = str(error)
+            if len(parents) == 2 and not _broadcastable(parents[0].shape, parents[1].shape):
+                reason = "the shapes do not broadcast (aligned from the right, each dimension must be equal or 1)"
+            raise ValueError(f"{op_type.__name__} of tensors with shapes {shapes}: {reason}") from None
         out.grad, out.name, out._ctx, out._scope = None, None, None, ()
         out.requires_grad = _grad_enabled and any(p.requires_grad for p in parents)
         if out.requires_grad:
@@ -146,7 +150,11 @@ class Tensor:
                 )
             grad = np.ones_like(self.data)
         else:
-            grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
+            try:
+                grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
+            except (TypeError, ValueError):
+                raise TypeError(f"backward(grad): grad must be an array of numbers shaped like the output "
+                                f"{self.shape}, got {type(grad).__name__} {grad!r:.60}") from None
             if grad.shape != self.shape:
                 raise ValueError(f"backward(grad): grad has shape {grad.shape}, expected the output's {self.shape}")
 
@@ -329,13 +337,13 @@ class Tensor:
     # ------------------------------------------------------------ reductions
 
     def sum(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-        return Tensor._apply(ops.Sum, self, axis=axis, keepdims=keepdims)
+        return Tensor._apply(ops.Sum, self, axis=_axis_arg(axis, "sum"), keepdims=keepdims)
 
     def mean(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-        return Tensor._apply(ops.Mean, self, axis=axis, keepdims=keepdims)
+        return Tensor._apply(ops.Mean, self, axis=_axis_arg(axis, "mean"), keepdims=keepdims)
 
     def max(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-        return Tensor._apply(ops.Max, self, axis=axis, keepdims=keepdims)
+        return Tensor._apply(ops.Max, self, axis=_axis_arg(axis, "max"), keepdims=keepdims)
 
     # ------------------------------------------------------------ movement
 
@@ -345,12 +353,19 @@ class Tensor:
 
     def permute(self, *axes: int | Sequence[int]) -> Tensor:
         axes = tuple(axes[0]) if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
-        if sorted(a % self.ndim for a in axes) != list(range(self.ndim)) or len(axes) != self.ndim:
-            raise ValueError(f"permute needs a reordering of all {self.ndim} axes, got {axes}")
-        return Tensor._apply(ops.Permute, self, axes=tuple(a % self.ndim for a in axes))
+        if not all(_is_int(a) for a in axes):
+            raise TypeError(f"permute needs int axes, got {axes}")
+        if len(axes) != self.ndim or not all(-self.ndim <= a < self.ndim for a in axes) \
+                or sorted(a % self.ndim for a in axes) != list(range(self.ndim)):
+            raise ValueError(f"permute needs a reordering of all {self.ndim} axes (each in "
+                             f"[{-self.ndim}, {self.ndim}), once), got {axes}")
+        return Tensor._apply(ops.Permute, self, axes=tuple(int(a) % self.ndim for a in axes))
 
     def transpose(self, dim0: int = -2, dim1: int = -1) -> Tensor:
         """Swap two axes (PyTorch's transpose); the last two by default."""
+        if not all(_is_int(d) and -self.ndim <= d < self.ndim for d in (dim0, dim1)):
+            raise ValueError(f"transpose(dim0={dim0!r}, dim1={dim1!r}): both must be axes of a tensor with "
+                             f"{self.ndim} dimensions, i.e. ints in [{-self.ndim}, {self.ndim})")
         axes = list(range(self.ndim))
         axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
         return self.permute(axes)
@@ -362,9 +377,15 @@ class Tensor:
 
     def pad(self, pad_width: Sequence[tuple[int, int]], value: float = 0.0) -> Tensor:
         """Pad with `value`: pad_width = ((before, after), ...) for every axis, each ≥ 0."""
-        pad_width = tuple((int(b), int(a)) for b, a in pad_width)
+        expected = f"pad_width must be {self.ndim} pairs (before, after) of ints >= 0, got {pad_width!r}"
+        try:
+            pad_width = tuple((int(b), int(a)) for b, a in pad_width)
+        except (TypeError, ValueError):
+            raise ValueError(expected) from None
         if len(pad_width) != self.ndim or any(b < 0 or a < 0 for b, a in pad_width):
-            raise ValueError(f"pad_width must be {self.ndim} pairs (before, after) of ints >= 0, got {pad_width}")
+            raise ValueError(expected)
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"pad value must be a real number, got {value!r}")
         return Tensor._apply(ops.Pad, self, pad_width=pad_width, value=value)
 
     def im2col(self, kernel_size: tuple[int, int], stride: tuple[int, int] = (1, 1),
@@ -372,7 +393,30 @@ class Tensor:
         """Kernel windows of a (N, C, H, W) tensor as columns (C, KH, KW, N, Ho, Wo) — see ops.Unfold."""
         if self.ndim != 4:
             raise ValueError(f"im2col expects a 4-D input (N, C, H, W), got shape {self.shape}")
+        kernel_size, stride = pair(kernel_size, "kernel_size"), pair(stride, "stride")
+        dilation = pair(dilation, "dilation")
+        for axis, what in ((0, "input height"), (1, "input width")):
+            output_size(self.shape[2 + axis], (0, 0), kernel_size[axis], stride[axis], dilation[axis], what)
         return Tensor._apply(ops.Unfold, self, kernel_size=kernel_size, stride=stride, dilation=dilation)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _broadcastable(*shapes: tuple[int, ...]) -> bool:
+    try:
+        np.broadcast_shapes(*shapes)
+    except ValueError:
+        return False
+    return True
+
+
+def _axis_arg(axis: Any, reduction: str) -> Any:
+    """The axis argument of a reduction, type-checked (ops.normalize_axes checks the range)."""
+    if axis is None or _is_int(axis) or (isinstance(axis, (tuple, list)) and all(_is_int(a) for a in axis)):
+        return axis
+    raise TypeError(f"{reduction}(axis=...): axis must be None, an int or a sequence of ints, got {axis!r}")
 
 
 def _reshape_target(old: tuple[int, ...], shape: tuple) -> tuple[int, ...]:
