@@ -126,3 +126,11 @@ def test_python_dash_m_runs_the_same_command_line():
                             capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr == "tinygrad-conv: error: epochs must be an integer >= 1, got 0\n"
+
+
+def test_a_diverging_run_stops_with_the_epoch_and_batch_in_one_line(tmp_path, capsys):
+    code = main(["train", "--lr", "1e30", "--no-progress", "--out", str(tmp_path / "run")])
+    captured = capsys.readouterr()
+    assert code == 1 and "Traceback" not in captured.err and captured.err.count("\n") == 1
+    assert "at epoch 1, batch 2; lower the learning rate (--lr)" in captured.err
+    assert "RuntimeWarning" not in captured.err

@@ -195,6 +195,9 @@ BAD_INPUTS = {  # problem: (call, error type, regex the message must match)
     "Conv2d given float64 input": (
         lambda: nn.Conv2d(1, 4, 3, rng=0)(ones(1, 1, 5, 5)),
         TypeError, "input and weight must have the same dtype, got float64 and float32"),
+    "Linear given float64 input": (
+        lambda: nn.Linear(2, 2, rng=0)(ones(3, 2)),
+        TypeError, "input and weight must have the same dtype, got float64 and float32"),
     "Linear given a list": (
         lambda: nn.Linear(2, 2, rng=0)([1.0, 2.0]),
         TypeError, "input must be a Tensor or a numpy array, got list"),

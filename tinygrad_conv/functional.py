@@ -143,6 +143,8 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         raise ValueError(f"linear expects a 2-D weight (out_features, in_features), got shape {weight.shape}")
     if x.ndim == 0 or x.shape[-1] != weight.shape[1]:
         raise ValueError(f"linear: input's last dimension must be in_features={weight.shape[1]}, got shape {x.shape}")
+    if x.dtype != weight.dtype:  # as conv2d and PyTorch: no silent float32 → float64 promotion
+        raise TypeError(f"input and weight must have the same dtype, got {x.dtype} and {weight.dtype}")
     out = x @ weight.T
     if bias is not None:
         bias = _tensor(bias, "bias")

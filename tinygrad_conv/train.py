@@ -131,13 +131,15 @@ def train(
         bar = _progress(batches, progress, epoch, config, len(x_train))
         for step, (images, labels) in enumerate(bar, start=1):
             images = data.standardize(data.random_shift(images, order_rng))
-            logits = model(Tensor(images))
-            loss = F.cross_entropy(logits, labels)
+            with np.errstate(over="ignore", invalid="ignore"):  # a diverging run is caught just below, by name
+                logits = model(Tensor(images))
+                loss = F.cross_entropy(logits, labels)
             loss_value = float(loss.data)
             if not math.isfinite(loss_value):
                 where = f"loss is {loss_value} at epoch {epoch}, batch {step}"
                 if config.on_nonfinite == "stop":
-                    raise NonFiniteLossError(f"{where}; lower --lr, or pass --on-nonfinite skip to skip such batches")
+                    raise NonFiniteLossError(f"{where}; lower the learning rate (--lr), or skip such batches "
+                                             f"(on_nonfinite='skip', --on-nonfinite skip)")
                 log(f"warning: {where}; batch skipped")
                 skipped += 1
                 continue
@@ -154,8 +156,8 @@ def train(
         test_accuracy = float((predict(model, x_test) == y_test).mean())
         history.append({
             "epoch": epoch,
-            "train_loss": total_loss / max(seen, 1),
-            "train_accuracy": correct / max(seen, 1),
+            "train_loss": total_loss / seen if seen else math.nan,  # nan: every batch of the epoch was skipped
+            "train_accuracy": correct / seen if seen else math.nan,
             "test_accuracy": test_accuracy,
             "seconds": seconds,
         })
