@@ -17,6 +17,8 @@ gradients are derived, never written by hand. The two rules that carry a convolu
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -157,12 +159,14 @@ class Log(Op):
 class ReLU(Op):
     """y = max(a, 0);  dy/da = 1 where a > 0, else 0 (0 at the kink, as PyTorch)."""
 
+    # maximum and a multiply by the boolean mask, not np.where: np.where on a random mask ran 10-20x slower
+    # (measured 230 vs 20 µs forward, 230 vs 14 µs backward at (64, 16, 8, 8) float32).
     def forward(self, a):
-        self.positive = a > 0
-        return np.where(self.positive, a, 0).astype(a.dtype, copy=False)
+        self.out = np.maximum(a, 0)
+        return self.out
 
     def backward(self, grad_output):
-        return (np.where(self.positive, grad_output, 0).astype(grad_output.dtype, copy=False),)
+        return (grad_output * (self.out > 0),)
 
 
 class Tanh(Op):
@@ -227,7 +231,7 @@ class Mean(Op):
 
     def forward(self, a, axis=None, keepdims=False):
         self.shape, self.axes, self.keepdims = a.shape, normalize_axes(axis, a.ndim), keepdims
-        self.count = int(np.prod([a.shape[ax] for ax in self.axes]))
+        self.count = math.prod(a.shape[ax] for ax in self.axes)
         return a.mean(axis=self.axes, keepdims=keepdims)
 
     def backward(self, grad_output):
@@ -238,27 +242,28 @@ class Max(Op):
     """y = max over axes of a;  dy/da = 1 at the first maximum (C order), 0 elsewhere, as PyTorch's max(dim).
 
     Ties — common after ReLU and in max-pooling windows over a blank background — send the whole
-    gradient to one element, not to every tied element.
+    gradient to one element, not to every tied element. (A window holding NaN has max NaN; its first NaN
+    gets the gradient, as argmax would pick it.)
     """
 
     def forward(self, a, axis=None, keepdims=False):
         self.axes = normalize_axes(axis, a.ndim)
         if a.size == 0:
             raise ValueError(f"max of an empty tensor of shape {a.shape}")
-        # Move the reduced axes last and flatten them, so one argmax finds each window's first maximum.
-        self.last = tuple(range(a.ndim - len(self.axes), a.ndim))
-        moved = np.moveaxis(a, self.axes, self.last)
-        self.moved_shape = moved.shape
-        flat = moved.reshape(*moved.shape[: a.ndim - len(self.axes)], -1)
-        self.argmax = flat.argmax(axis=-1)[..., None]
-        out = np.take_along_axis(flat, self.argmax, axis=-1)[..., 0]
-        return np.expand_dims(out, self.axes) if keepdims else out
+        self.a, self.out = a, a.max(axis=self.axes, keepdims=True)
+        return self.out if keepdims else self.out.squeeze(self.axes)
 
     def backward(self, grad_output):
-        flat = np.zeros((*self.argmax.shape[:-1], int(np.prod(self.moved_shape[len(self.argmax.shape) - 1 :]))),
-                        grad_output.dtype)
-        np.put_along_axis(flat, self.argmax, grad_output.reshape(self.argmax.shape), axis=-1)
-        return (np.moveaxis(flat.reshape(self.moved_shape), self.last, self.axes),)
+        # The first maximum without argmax: rank each window's elements K, K−1, ..., 1 in C order; among the
+        # maxima the first has the highest rank. Whole-array compares and a max, no per-window loop: max-pool
+        # forward+backward went from 420 to 40 µs at (16, 4, 64, 4, 4) (argmax + take/put_along_axis before).
+        a = self.a
+        window = [a.shape[ax] if ax in self.axes else 1 for ax in range(a.ndim)]
+        size = math.prod(window)
+        rank = np.arange(size, 0, -1, dtype=np.min_scalar_type(size)).reshape(window)
+        score = ((a == self.out) | np.isnan(a)) * rank  # 0 off the maxima
+        first = score == score.max(axis=self.axes, keepdims=True)
+        return (first * grad_output.reshape(self.out.shape),)
 
 
 # ---------------------------------------------------------------- movement (their backward moves the gradient back)
@@ -326,32 +331,63 @@ class Unfold(Op):
 
         cols[c, i, j, n, y, x'] = x[n, c, y·sh + i·dh, x'·sw + j·dw]
 
-    Channel-major, so `cols.reshape(C·KH·KW, N·Ho·Wo)` is one GEMM operand with no copy. The forward is KH·KW
-    strided slice copies. The backward is col2im: each kernel offset (i, j) adds its slice of the gradient back
-    onto the pixels it read. Within one offset no pixel is read twice, so a strided `+=` is exact (a fancy-index
-    `+=` would drop repeats; np.add.at is correct but slow). Summed over offsets this is the full convolution of
-    the gradient with the flipped kernel — the input gradient of a convolution, derived.
+    Channel-major, so `cols.reshape(C·KH·KW, N·Ho·Wo)` is one GEMM operand with no copy. The forward is strided
+    slice copies, one per kernel offset (i, j). The backward is col2im: each offset adds its slice of the gradient
+    back onto the pixels it read. Within one offset no pixel is read twice, so a strided `+=` is exact (a
+    fancy-index `+=` would drop repeats; np.add.at is correct but slow). Summed over offsets this is the full
+    convolution of the gradient with the flipped kernel — the input gradient of a convolution, derived.
+
+    Speed: numpy pays ~3 ns per row for a strided copy and ~8 ns for a strided add, and the rows here are only Wo
+    long. With stride 1 in height the copies are done separably (see `separable`): measured 20–37% faster forward
+    and 11–38% faster backward than KH·KW copies of short rows on 8×8 to 32×32 images; even at (64, 16, 16, 16).
     """
 
     def forward(self, x, kernel_size, stride, dilation):
         (kh, kw), (sh, sw), (dh, dw) = kernel_size, stride, dilation
         n, c, h, w = x.shape
-        self.input_shape, self.dtype = x.shape, x.dtype
         ho, wo = (h - dh * (kh - 1) - 1) // sh + 1, (w - dw * (kw - 1) - 1) // sw + 1
-        self.windows = [
-            (i, j, slice(i * dh, i * dh + sh * (ho - 1) + 1, sh), slice(j * dw, j * dw + sw * (wo - 1) + 1, sw))
-            for i in range(kh)
-            for j in range(kw)
-        ]
+        self.input_shape = x.shape
+        self.rows = [slice(i * dh, i * dh + sh * (ho - 1) + 1, sh) for i in range(kh)]  # the rows kernel row i reads
+        self.columns = [slice(j * dw, j * dw + sw * (wo - 1) + 1, sw) for j in range(kw)]
+        # Where windows cannot overlap along an axis (stride ≥ window extent, as in 2×2 max-pooling), col2im writes
+        # each pixel once and can assign instead of add: 2× faster (48 vs 97 µs for the demo's pooling).
+        self.overlapping = (sh < dh * (kh - 1) + 1, sw < dw * (kw - 1) + 1)
+        # Separable: first the KW column shifts (rows of Wo), then each row shift is one contiguous Ho·Wo block
+        # per (c, j, n) — C·KW·N·H short rows instead of C·KH·KW·N·Ho. Only with stride 1 in height.
+        self.separable = sh == 1
         cols = np.empty((c, kh, kw, n, ho, wo), x.dtype)
         x_cnhw = x.transpose(1, 0, 2, 3)
-        for i, j, rows, columns in self.windows:
-            cols[:, i, j] = x_cnhw[:, :, rows, columns]
+        if self.separable:
+            shifted = np.empty((c, kw, n, h, wo), x.dtype)  # shifted[c, j, n, r, x'] = x[n, c, r, x'·sw + j·dw]
+            for j, columns in enumerate(self.columns):
+                shifted[:, j] = x_cnhw[..., columns]
+            for i, rows in enumerate(self.rows):
+                cols[:, i] = shifted[:, :, :, rows]
+        else:
+            for i, rows in enumerate(self.rows):
+                for j, columns in enumerate(self.columns):
+                    cols[:, i, j] = x_cnhw[:, :, rows, columns]
         return cols
 
-    def backward(self, grad_output):  # col2im
+    def backward(self, grad_output):  # col2im: the forward's copies reversed, adding where windows overlap
         n, c, h, w = self.input_shape
         grad = np.zeros((c, n, h, w), grad_output.dtype)
-        for i, j, rows, columns in self.windows:
-            grad[:, :, rows, columns] += grad_output[:, i, j]
+        if self.separable:
+            shifted = np.zeros((c, len(self.columns), n, h, grad_output.shape[-1]), grad_output.dtype)
+            for i, rows in enumerate(self.rows):
+                _put(shifted[:, :, :, rows], grad_output[:, i], self.overlapping[0])
+            for j, columns in enumerate(self.columns):
+                _put(grad[..., columns], shifted[:, j], self.overlapping[1])
+        else:
+            for i, rows in enumerate(self.rows):
+                for j, columns in enumerate(self.columns):
+                    _put(grad[:, :, rows, columns], grad_output[:, i, j], any(self.overlapping))
         return (grad.transpose(1, 0, 2, 3),)
+
+
+def _put(target: np.ndarray, values: np.ndarray, accumulate: bool) -> None:
+    """target += values, or target[...] = values where nothing was written to target before."""
+    if accumulate:
+        target += values
+    else:
+        target[...] = values

@@ -1,0 +1,169 @@
+"""conv2d forward + backward: ours (composed pad → im2col → matmul → reshape) beside PyTorch and beside the
+time numpy's BLAS needs for the conv's three GEMMs alone.
+
+    python benchmarks/bench_conv.py [--quick] [--interleave block|call]
+
+One repeat = forward, then backward of a fixed random grad_output, giving the gradients of input, weight and
+bias. Ours and torch alternate repeat by repeat in this one process; medians after warm-up.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from common import (
+    describe_interleave,
+    fmt,
+    geomean,
+    import_torch,
+    interleave_settings,
+    matmul_gflops,
+    median,
+    parse_args,
+    pct,
+    print_header,
+    print_table,
+    spread,
+    time_interleaved,
+)
+
+from tinygrad_conv import Tensor
+from tinygrad_conv import functional as F
+
+# (N, Cin, H, W, Cout, K, pad)
+SHAPES = [
+    (64, 1, 8, 8, 8, 3, 1),
+    (64, 8, 8, 8, 16, 3, 1),
+    (64, 1, 28, 28, 16, 5, 2),
+    (64, 16, 14, 14, 32, 3, 1),
+    (8, 3, 32, 32, 16, 3, 1),
+]
+DTYPES = [np.float32, np.float64]
+
+
+def shape_label(shape: tuple[int, ...]) -> str:
+    n, c_in, h, w, c_out, k, pad = shape
+    return f"{n}x{c_in}x{h}x{w}->{c_out} k{k} p{pad}"
+
+
+def make_case(shape: tuple[int, ...], dtype: type, seed: int = 0) -> dict[str, np.ndarray]:
+    n, c_in, h, w, c_out, k, pad = shape
+    rng = np.random.default_rng(seed)
+    ho, wo = h + 2 * pad - k + 1, w + 2 * pad - k + 1
+    return {
+        "x": rng.standard_normal((n, c_in, h, w)).astype(dtype),
+        "w": (rng.standard_normal((c_out, c_in, k, k)) / np.sqrt(c_in * k * k)).astype(dtype),
+        "b": rng.standard_normal(c_out).astype(dtype),
+        "g": rng.standard_normal((n, c_out, ho, wo)).astype(dtype),
+    }
+
+
+def ours_step(case: dict[str, np.ndarray], pad: int):
+    x, w, b = (Tensor(case[k], requires_grad=True) for k in "xwb")
+    grad_output = case["g"]
+
+    def step() -> tuple[np.ndarray, ...]:
+        x.grad = w.grad = b.grad = None
+        F.conv2d(x, w, b, padding=pad).backward(grad_output)
+        return x.grad, w.grad, b.grad
+
+    return step
+
+
+def torch_step(torch, case: dict[str, np.ndarray], pad: int):
+    x, w, b = (torch.from_numpy(case[k].copy()).requires_grad_() for k in "xwb")
+    grad_output = torch.from_numpy(case["g"].copy())
+
+    def step() -> tuple[np.ndarray, ...]:
+        x.grad = w.grad = b.grad = None
+        torch.nn.functional.conv2d(x, w, b, padding=pad).backward(grad_output)
+        return x.grad, w.grad, b.grad
+
+    return step
+
+
+def max_relative_error(ours: tuple[np.ndarray, ...], theirs: tuple) -> float:
+    """max over (dX, dW, db) of max|ours − torch| / max|torch|."""
+    return max(float(np.abs(a - t.numpy()).max() / max(np.abs(t.numpy()).max(), 1e-30)) for a, t in zip(ours, theirs))
+
+
+def gemm_bound_step(shape: tuple[int, ...], dtype: type):
+    """(fn, FLOPs): fn runs the conv's three GEMMs alone in numpy at the conv's exact shapes: forward
+    w2d @ cols2d, weight grad g @ cols2dᵀ, column grad w2dᵀ @ g (ᵀ = transposed views, which BLAS reads without
+    a copy). Its time is the least numpy's BLAS allows for this conv."""
+    n, c_in, h, w, c_out, k, pad = shape
+    ho, wo = h + 2 * pad - k + 1, w + 2 * pad - k + 1
+    rows, pixels = c_in * k * k, n * ho * wo
+    rng = np.random.default_rng(1)
+    w2d = rng.standard_normal((c_out, rows)).astype(dtype)
+    cols2d = rng.standard_normal((rows, pixels)).astype(dtype)
+    g = rng.standard_normal((c_out, pixels)).astype(dtype)
+
+    def step() -> None:
+        w2d @ cols2d
+        g @ cols2d.T
+        w2d.T @ g
+
+    return step, 3 * 2 * c_out * rows * pixels
+
+
+def main() -> None:
+    args = parse_args(__doc__.splitlines()[0])
+    repeats = 5 if args.quick else 30
+    settings = interleave_settings(args.interleave, args.quick)
+    torch = import_torch()
+    print_header(
+        "conv2d forward+backward (dX, dW, db): tinygrad_conv vs PyTorch vs numpy's GEMM bound",
+        torch,
+        args.quick,
+        [
+            describe_interleave(args.interleave, repeats, settings),
+            "bound ms: median time of the conv's three GEMMs alone in numpy at the same shapes, timed in turns with "
+            "ours and torch (fwd w2d@cols2d, dW g@cols2d.T, dcols w2d.T@g; FLOPs 3 x 2*Cout*Cin*K^2*N*Ho*Wo) = the "
+            "least time numpy's BLAS allows for this conv; ours/bound = how far we are from it (im2col, col2im, "
+            "padding, bias, copies, graph).",
+            "noise: interquartile range / median of the recorded repeats (ours/torch)",
+        ],
+    )
+
+    rows, ratios, bound_ratios, errors = [], {d: [] for d in DTYPES}, {d: [] for d in DTYPES}, {d: 0.0 for d in DTYPES}
+    for dtype in DTYPES:
+        for shape in SHAPES:
+            case, pad = make_case(shape, dtype), shape[-1]
+            bound_step, flops = gemm_bound_step(shape, dtype)
+            fns = {"ours": ours_step(case, pad), "bound": bound_step}
+            if torch is not None:
+                fns["torch"] = torch_step(torch, case, pad)
+                errors[dtype] = max(errors[dtype], max_relative_error(fns["ours"](), fns["torch"]()))
+            times = time_interleaved(fns, repeats, **settings)
+            ours_ms = 1e3 * median(times["ours"])
+            torch_ms = 1e3 * median(times["torch"]) if torch is not None else None
+            bound_s = median(times["bound"])
+            ratio = ours_ms / torch_ms if torch_ms else None
+            if ratio:
+                ratios[dtype].append(ratio)
+            bound_ratios[dtype].append(ours_ms / (1e3 * bound_s))
+            noise = pct(spread(times['ours'])) + (
+                "/" + pct(spread(times['torch'])) if torch is not None else "")
+            rows.append([shape_label(shape), np.dtype(dtype).name, fmt(ours_ms), fmt(torch_ms), fmt(ratio),
+                         fmt(1e3 * bound_s, 3), fmt(ours_ms / (1e3 * bound_s), 1), fmt(flops / bound_s / 1e9, 1),
+                         noise])
+
+    print_table(["shape N x Cin x H x W -> Cout", "dtype", "ours ms", "torch ms", "ours/torch", "bound ms",
+                 "ours/bound", "GEMM GF/s", "noise"], rows)
+    for dtype in DTYPES:
+        name = np.dtype(dtype).name
+        line = f"geometric mean {name}: ours/bound {geomean(bound_ratios[dtype]):.2f}"
+        if torch is not None:
+            line += (f", ours/torch {geomean(ratios[dtype]):.2f}   "
+                     f"(gradients checked against torch: max relative error {errors[dtype]:.1e})")
+        print(line)
+    if torch is None:
+        print("torch not importable: no PyTorch columns, no gradient check")
+
+    big = 3 if args.quick else 10
+    print(f"\nreference: numpy matmul 1024x1024x1024: float32 {matmul_gflops(1024, np.float32, big):.1f} GFLOP/s, "
+          f"float64 {matmul_gflops(1024, np.float64, big):.1f} GFLOP/s (median of {big})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""How conv2d forward + backward time grows with the work: image size 8 → 64 and batch 16 → 256, ours and PyTorch.
+
+    python benchmarks/bench_scaling.py [--quick] [--interleave block|call]
+
+float32, Cin = 8, Cout = 16, K = 3, padding 1 (so Ho·Wo = H·W). The work — every FLOP of the three GEMMs, every
+im2col/col2im copy — is proportional to N·H·W, so "per unit" = time / (N·H·W), normalised to the first row, is
+flat (1.00) when time grows linearly with the work; below 1 means fixed per-call costs being amortised, above 1
+means the larger problem runs less efficiently (caches, memory traffic).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from bench_conv import make_case, ours_step, torch_step
+from common import (
+    describe_interleave,
+    fmt,
+    import_torch,
+    interleave_settings,
+    median,
+    parse_args,
+    pct,
+    print_header,
+    print_table,
+    spread,
+    time_interleaved,
+)
+
+C_IN, C_OUT, K, PAD = 8, 16, 3, 1
+IMAGE_SIZES = [8, 16, 32, 64]  # with N = 16
+BATCH_SIZES = [16, 64, 256]  # with 16×16 images
+
+
+def sweep(cases: list[tuple[int, int]], torch, repeats: int, settings: dict) -> list[list[str]]:
+    """One table row per (N, H=W): times, ratio, per-unit times normalised to the first row."""
+    rows, first = [], None
+    for n, size in cases:
+        case = make_case((n, C_IN, size, size, C_OUT, K, PAD), np.float32)
+        fns = {"ours": ours_step(case, PAD)}
+        if torch is not None:
+            fns["torch"] = torch_step(torch, case, PAD)
+        times = time_interleaved(fns, repeats, **settings)
+        ours = median(times["ours"])
+        theirs = median(times["torch"]) if torch is not None else None
+        units = n * size * size
+        per_unit = (ours / units, theirs / units if theirs else None)
+        first = first or per_unit
+        noise = pct(spread(times['ours'])) + ("/" + pct(spread(times['torch'])) if theirs else "")
+        rows.append([
+            str(n), f"{size}x{size}", f"{units:,}", fmt(1e3 * ours), fmt(1e3 * theirs) if theirs else "-",
+            fmt(ours / theirs) if theirs else "-", fmt(per_unit[0] / first[0]),
+            fmt(per_unit[1] / first[1]) if theirs else "-", fmt(1e6 * per_unit[0], 3), noise,
+        ])
+    return rows
+
+
+def main() -> None:
+    args = parse_args(__doc__.splitlines()[0])
+    repeats = 5 if args.quick else 30
+    settings = interleave_settings(args.interleave, args.quick)
+    torch = import_torch()
+    print_header(
+        "conv2d forward+backward scaling (float32, Cin 8 -> Cout 16, K 3, pad 1)",
+        torch,
+        args.quick,
+        [
+            describe_interleave(args.interleave, repeats, settings),
+            "per unit = time / (N*H*W), normalised to the table's first row: flat (1.00) = time linear in the work",
+            "ours us/unit: our microseconds per output pixel (all 16 channels, forward+backward)",
+            "noise: interquartile range / median of the recorded calls (ours/torch)",
+        ],
+    )
+    headers = ["N", "H x W", "N*H*W", "ours ms", "torch ms", "ours/torch", "ours per unit", "torch per unit",
+               "ours us/unit", "noise"]
+    print_table(headers, sweep([(16, s) for s in IMAGE_SIZES], torch, repeats, settings),
+                title="image size (N = 16):")
+    print_table(headers, sweep([(n, 16) for n in BATCH_SIZES], torch, repeats, settings),
+                title="batch size (16 x 16 images):")
+    if torch is None:
+        print("torch not importable: no PyTorch columns")
+
+
+if __name__ == "__main__":
+    main()

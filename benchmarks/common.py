@@ -1,0 +1,258 @@
+"""Shared helpers of the benchmark scripts: timing (warm-up, interleaving, medians), the machine header,
+plain-text tables, and the optional PyTorch import.
+
+Timing rules used by every script:
+  * time.perf_counter around one call; warm-up calls first, not recorded;
+  * competitors run INTERLEAVED in one process, taking turns in blocks of consecutive calls (ours, torch, torch,
+    ours, ...: the order flips every round so neither always runs first), so drift on this shared machine hits
+    both; each turn starts with a short pause and warm-up calls (see time_interleaved for why not call by call);
+  * the reported figure is the median of the recorded runs (robust to the odd slow run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+# `python benchmarks/bench_x.py` puts benchmarks/ first on sys.path; without the package installed (pip install -e .)
+# fall back to the checkout this file lives in, so the scripts run from the repo root either way.
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if importlib.util.find_spec("tinygrad_conv") is None:
+    sys.path.insert(0, REPO_ROOT)
+
+# Seconds of pause before each turn of a library: OpenBLAS's idle worker threads keep spinning for up to ~0.1 s after
+# numpy's last BLAS call (then they sleep). Measured: a torch training epoch run 20 ms after one of ours took 55-114 ms,
+# alone 26-40 ms; 200 ms after, 27-33 ms.
+SETTLE = 0.2
+
+# Environment variables that change numpy's or torch's speed. They are reported, never set, by these scripts.
+PERF_ENV_VARS = (
+    "OPENBLAS_CORETYPE",
+    "OPENBLAS_L2_SIZE",
+    "OPENBLAS_NUM_THREADS",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "MALLOC_TRIM_THRESHOLD_",
+    "MALLOC_MMAP_THRESHOLD_",
+)
+
+
+def import_torch() -> Any | None:
+    """torch, or None when it is not importable (the scripts then print ours only and say so)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+def parse_args(description: str, interleave: bool = True,
+               extra: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="fewer repeats: a smoke test, not a measurement")
+    if interleave:
+        parser.add_argument("--interleave", choices=("block", "call"), default="block",
+                            help="take turns in blocks of calls with a pause and warm-up (default), or alternate "
+                                 "call by call (shows the two libraries' thread pools fighting over the 2 cores)")
+    if extra is not None:
+        extra(parser)
+    return parser.parse_args()
+
+
+# ---------------------------------------------------------------- timing
+
+
+def time_once(fn: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def time_median(fn: Callable[[], Any], repeats: int, warmup: int = 3) -> float:
+    """Median seconds of `repeats` calls of fn after `warmup` unrecorded calls."""
+    for _ in range(warmup):
+        fn()
+    return statistics.median(time_once(fn) for _ in range(repeats))
+
+
+def time_interleaved(
+    fns: dict[str, Callable[[], Any]], repeats: int, warmup: int = 3, block: int = 10, settle: float = SETTLE
+) -> dict[str, list[float]]:
+    """Seconds of `repeats` recorded calls of each fn, the fns taking turns block by block in this one process.
+
+    A turn: sleep `settle` seconds, `warmup` unrecorded calls, then up to `block` recorded calls; the order of the
+    fns flips every round (ours, torch, torch, ours, ...). block=1, warmup=0, settle=0 alternates call by call.
+
+    Why blocks: on these 2-core machines numpy's OpenBLAS threads and torch's OpenMP threads keep spinning for a
+    while after each call. Alternating call by call puts the other library's spinning threads on the two cores
+    during every measured call: both ran 1.5-10x slower than alone, with an interquartile range of 40-450% of the
+    median (measured; run bench_conv.py --interleave call to see it). A pause (SETTLE) plus a few warm-up calls per
+    turn gives each library its steady state, while drift on the shared machine still hits both.
+    Returns {name: [seconds, ...]}.
+    """
+    names = list(fns)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    round_ = 0
+    while any(len(times[name]) < repeats for name in names):
+        for name in names if round_ % 2 == 0 else reversed(names):
+            if settle:
+                time.sleep(settle)
+            for _ in range(warmup):
+                fns[name]()
+            for _ in range(min(block, repeats - len(times[name]))):
+                times[name].append(time_once(fns[name]))
+        round_ += 1
+    return times
+
+
+def interleave_settings(mode: str, quick: bool) -> dict[str, Any]:
+    """time_interleaved's keywords for --interleave block|call."""
+    if mode == "call":
+        return {"warmup": 0, "block": 1, "settle": 0.0}
+    return {"warmup": 2 if quick else 3, "block": 5 if quick else 10, "settle": SETTLE}
+
+
+def describe_interleave(mode: str, repeats: int, settings: dict[str, Any]) -> str:
+    if mode == "call":
+        return (f"timing: {repeats} recorded calls each, ours and torch alternating call by call (--interleave call: "
+                "expect both slowed by the other's spinning threads); medians")
+    return (f"timing: {repeats} recorded calls each, ours and torch interleaved in turns of {settings['block']} calls "
+            f"(each turn: {1e3 * settings['settle']:.0f} ms pause + {settings['warmup']} warm-up calls; order flipped "
+            "every round); medians")
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def geomean(values: Sequence[float]) -> float:
+    values = [v for v in values if v > 0 and math.isfinite(v)]
+    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else float("nan")
+
+
+def spread(values: Sequence[float]) -> float:
+    """Interquartile range / median: a noise indicator (0.1 = the middle half of the runs lies within ±5%)."""
+    if len(values) < 4:
+        return float("nan")
+    q1, _, q3 = statistics.quantiles(values, n=4)
+    return (q3 - q1) / statistics.median(values)
+
+
+def matmul_seconds(a: np.ndarray, b: np.ndarray, repeats: int, warmup: int = 3) -> float:
+    """Median seconds of numpy's `a @ b` (a and b may be transposed views: BLAS reads them without a copy)."""
+    out = a @ b
+    del out
+    return time_median(lambda: a @ b, repeats, warmup)
+
+
+def matmul_gflops(n: int, dtype: Any, repeats: int) -> float:
+    """numpy's GFLOP/s of an n×n×n matmul (2n³ FLOPs), median of `repeats`."""
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((n, n)).astype(dtype), rng.standard_normal((n, n)).astype(dtype)
+    return 2 * n**3 / matmul_seconds(a, b, repeats, warmup=2) / 1e9
+
+
+# ---------------------------------------------------------------- the header
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _blas_lines() -> list[str]:
+    """numpy's BLAS as the process loaded it (threadpoolctl), else as numpy was built (numpy.show_config)."""
+    lines = []
+    try:
+        import threadpoolctl
+
+        for info in threadpoolctl.threadpool_info():
+            if info.get("user_api") == "blas" or info.get("internal_api") in ("openblas", "mkl", "blis"):
+                lines.append(
+                    f"BLAS (threadpoolctl): {info.get('internal_api')} {info.get('version')}, "
+                    f"kernels for {info.get('architecture', '?')}, {info.get('num_threads')} threads, "
+                    f"{os.path.basename(info.get('filepath', ''))}"
+                )
+    except ImportError:
+        lines.append("BLAS (threadpoolctl): threadpoolctl not installed")
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        lines.append(f"BLAS (numpy build): {blas.get('name')} {blas.get('version')}; "
+                     f"{blas.get('openblas configuration', '').strip()}")
+    except Exception as error:  # the layout of show_config's dicts is not a stable API
+        lines.append(f"BLAS (numpy build): unavailable ({type(error).__name__})")
+    return lines
+
+
+def print_header(title: str, torch: Any | None, quick: bool, notes: Sequence[str] = ()) -> None:
+    """The machine and library facts that decide the numbers below, then the script's own notes."""
+    print(f"== {title} ==")
+    print(f"date: {time.strftime('%Y-%m-%d %H:%M:%S')}   mode: {'--quick (smoke test)' if quick else 'default'}")
+    print(f"machine: {_cpu_model()}, {os.cpu_count()} logical CPUs, load average "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} (shared machine: expect ±10-30% noise)")
+    print(f"python {platform.python_version()}, numpy {np.__version__}")
+    for line in _blas_lines():
+        print(line)
+    print("env: " + ", ".join(f"{name}={os.environ.get(name, '<unset>')}" for name in PERF_ENV_VARS))
+    if "tinygrad_conv" in sys.modules:
+        print("note: importing tinygrad_conv raised glibc's malloc trim/mmap thresholds (allocator.keep_freed_memory);"
+              " this applies to the whole process, torch included")
+    if torch is None:
+        print("torch: NOT importable - PyTorch columns are left out")
+    else:
+        print(f"torch {torch.__version__}: {torch.get_num_threads()} intra-op threads (default, not changed)")
+    for note in notes:
+        print(note)
+    print()
+
+
+# ---------------------------------------------------------------- tables
+
+
+def fmt(value: Any, digits: int = 2) -> str:
+    """Numbers for a table: '-' for missing, fixed decimals for floats."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return "-"
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def pct(fraction: float) -> str:
+    """0.123 → '12%', nan → '-'."""
+    return f"{100 * fraction:.0f}%" if math.isfinite(fraction) else "-"
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None) -> None:
+    """A plain-text table; the first column left-aligned, the others right-aligned. Cells are str (use fmt)."""
+    cells = [[str(c) for c in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+
+    def line(row: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+
+    if title:
+        print(title)
+    print(line(cells[0]))
+    print("  ".join("-" * w for w in widths))
+    for row in cells[1:]:
+        print(line(row))
+    print()
