@@ -19,6 +19,7 @@ output: drop the loss and every intermediate array is freed.
 from __future__ import annotations
 
 import functools
+import math
 import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -421,13 +422,13 @@ def _axis_arg(axis: Any, reduction: str) -> Any:
 
 def _reshape_target(old: tuple[int, ...], shape: tuple) -> tuple[int, ...]:
     """`shape` with its one allowed -1 filled in; a clear error unless it holds as many elements as `old`."""
-    size = int(np.prod(old))
+    size = math.prod(old)
     if any(isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < -1 for n in shape) or shape.count(-1) > 1:
         raise ValueError(f"reshape needs ints >= 0 and at most one -1, got {shape}")
-    known = int(np.prod([n for n in shape if n != -1]))
+    known = math.prod(n for n in shape if n != -1)
     if -1 in shape and known and size % known == 0:
         shape = tuple(size // known if n == -1 else n for n in shape)
-    if -1 in shape or int(np.prod(shape)) != size:
+    if -1 in shape or math.prod(shape) != size:
         raise ValueError(f"cannot reshape a tensor of shape {old} ({size} elements) into {shape}")
     return tuple(int(n) for n in shape)
 
