@@ -21,13 +21,14 @@ x_train, y_train, x_test, y_test = data.load_split()  # (1437, 1, 8, 8) and (360
 
 rng = np.random.default_rng(config.seed)
 model = nn.Sequential(
-    nn.Conv2d(1, 16, 3, padding=1, rng=rng),  # (N, 1, 8, 8)  → (N, 16, 8, 8)
+    nn.Conv2d(1, 24, 3, padding=1, rng=rng),  # (N, 1, 8, 8)  → (N, 24, 8, 8)
     nn.ReLU(),
-    nn.Conv2d(16, 32, 3, padding=1, rng=rng),  # → (N, 32, 8, 8)
+    nn.Conv2d(24, 48, 3, padding=1, rng=rng),  # → (N, 48, 8, 8)
     nn.ReLU(),
-    nn.MaxPool2d(2),  # → (N, 32, 4, 4)
-    nn.Flatten(),  # → (N, 512)
-    nn.Linear(512, 10, rng=rng),  # → (N, 10) logits
+    nn.MaxPool2d(2),  # → (N, 48, 4, 4)
+    nn.Flatten(),  # → (N, 768)
+    nn.Dropout(0.25, rng=rng),  # while training, zero a quarter of the features at random
+    nn.Linear(768, 10, rng=rng),  # → (N, 10) logits
 )
 optimizer = optim.SGD(model.parameters(), lr=config.lr, momentum=0.9)
 order_rng = np.random.default_rng(config.seed + 1)  # the batch order and the shifts

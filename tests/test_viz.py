@@ -325,8 +325,8 @@ def test_model_graph_clusters_ops_by_module_and_names_parameters():
     labels = {name: cluster["label"] for name, cluster in dot.clusters.items()}
     assert labels == {"cluster_0": "0: Conv2d", "cluster_1": "1: ReLU", "cluster_2": "2: Conv2d",
                       "cluster_3": "3: ReLU", "cluster_4": "4: MaxPool2d", "cluster_5": "5: Flatten",
-                      "cluster_6": "6: Linear"}
-    for module in ("0", "2", "6"):
+                      "cluster_6": "6: Dropout", "cluster_7": "7: Linear"}
+    for module in ("0", "2", "7"):
         for param in ("weight", "bias"):
             node = dot.named(f"{module}.{param}")
             assert node in dot.clusters[f"cluster_{module}"]["nodes"]

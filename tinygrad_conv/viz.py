@@ -472,7 +472,7 @@ def model_graph(show_grad: bool = False):
 
     model = train.build_model(seed=0)
     x_train, y_train, _, _ = data.load_split()
-    images = Tensor(x_train[:2], requires_grad=True, name="images")
+    images = Tensor(data.standardize(x_train[:2]), requires_grad=True, name="images")
     labels = np.asarray(y_train[:2])
     logits = model(images)
     logits.name = "logits"
