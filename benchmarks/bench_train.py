@@ -176,7 +176,9 @@ class OpTimers:
 def profile_steps(split, seed: int, batch_size: int, steps: int) -> None:
     trainer = Ours(seed, batch_size, split)
     plain = step_seconds(trainer, batch_size, steps, seed)
-    one = step_seconds(trainer, 1, steps, seed + 8)
+    single = Ours(seed, 1, split)
+    single.optimizer.lr /= batch_size  # the same step per image: at lr 0.1 batch-1 SGD diverges into NaNs
+    one = step_seconds(single, 1, steps, seed + 8)
     stream = (b for b in batch_stream(trainer, batch_size, seed + 7) if len(b[1]) == batch_size)
     optimizer_seconds = 0.0
     with OpTimers() as timers:
