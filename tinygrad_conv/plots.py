@@ -37,11 +37,14 @@ def plot_filters(weight: np.ndarray, path: Path) -> None:
     plt = _pyplot()
     kernels = weight[:, 0]
     limit = float(np.abs(kernels).max()) or 1.0
-    fig, axes = plt.subplots(1, len(kernels), figsize=(1.3 * len(kernels), 1.6))
-    for k, (ax, kernel) in enumerate(zip(np.atleast_1d(axes), kernels)):
-        ax.imshow(kernel, cmap="RdBu_r", vmin=-limit, vmax=limit)
-        ax.set_title(f"filter {k}", fontsize=8)
+    columns = min(len(kernels), 8)
+    rows = -(-len(kernels) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(1.3 * columns, 1.4 * rows + 0.3), squeeze=False)
+    for k, ax in enumerate(axes.flat):
         ax.axis("off")
+        if k < len(kernels):
+            ax.imshow(kernels[k], cmap="RdBu_r", vmin=-limit, vmax=limit)
+            ax.set_title(f"filter {k}", fontsize=8)
     fig.suptitle("first-layer kernels (red +, blue −)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
