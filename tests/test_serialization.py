@@ -198,3 +198,12 @@ def test_bad_files_are_refused_with_a_checkpoint_error_naming_the_path(tmp_path,
 def test_a_missing_file_is_a_checkpoint_error_saying_not_found(tmp_path):
     with pytest.raises(CheckpointError, match="not found"):
         serialization.load(pathlib.Path(tmp_path) / "nowhere.npz")
+
+
+def test_top_level_save_load_and_gradcheck_are_the_librarys(tmp_path):
+    import tinygrad_conv
+
+    tinygrad_conv.save({"w": np.arange(3.0)}, tmp_path / "m.npz")
+    np.testing.assert_array_equal(tinygrad_conv.load(tmp_path / "m.npz")["w"], np.arange(3.0))
+    x = tinygrad_conv.Tensor(np.array([0.5, -1.5]), requires_grad=True)
+    tinygrad_conv.gradcheck(lambda t: (t * t).sum(), [x])

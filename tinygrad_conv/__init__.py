@@ -5,8 +5,10 @@ gradients are derived; closed_form.py writes the same gradients by hand in plain
 """
 
 from tinygrad_conv.allocator import keep_freed_memory
+from tinygrad_conv.gradcheck import gradcheck
+from tinygrad_conv.serialization import load, save
 from tinygrad_conv.tensor import Tensor, is_grad_enabled, no_grad
 
 keep_freed_memory()  # see allocator.py: 2–4× faster training steps on glibc
 
-__all__ = ["Tensor", "no_grad", "is_grad_enabled"]
+__all__ = ["Tensor", "no_grad", "is_grad_enabled", "gradcheck", "save", "load"]
