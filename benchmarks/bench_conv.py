@@ -11,18 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 from common import (
-    describe_interleave,
     fmt,
     geomean,
-    import_torch,
-    interleave_settings,
     matmul_gflops,
     median,
-    parse_args,
-    pct,
-    print_header,
+    noise,
     print_table,
-    spread,
+    start_interleaved,
     time_interleaved,
 )
 
@@ -107,16 +102,10 @@ def gemm_bound_step(shape: tuple[int, ...], dtype: type):
 
 
 def main() -> None:
-    args = parse_args(__doc__.splitlines()[0])
-    repeats = 5 if args.quick else 30
-    settings = interleave_settings(args.interleave, args.quick)
-    torch = import_torch()
-    print_header(
+    args, repeats, settings, torch = start_interleaved(
+        __doc__,
         "conv2d forward+backward (dX, dW, db): tinygrad_conv vs PyTorch vs numpy's GEMM bound",
-        torch,
-        args.quick,
         [
-            describe_interleave(args.interleave, repeats, settings),
             "bound ms: median time of the conv's three GEMMs alone in numpy at the same shapes, timed in turns with "
             "ours and torch (fwd w2d@cols2d, dW g@cols2d.T, dcols w2d.T@g; FLOPs 3 x 2*Cout*Cin*K^2*N*Ho*Wo) = the "
             "least time numpy's BLAS allows for this conv; ours/bound = how far we are from it (im2col, col2im, "
@@ -142,11 +131,9 @@ def main() -> None:
             if ratio:
                 ratios[dtype].append(ratio)
             bound_ratios[dtype].append(ours_ms / (1e3 * bound_s))
-            noise = pct(spread(times['ours'])) + (
-                "/" + pct(spread(times['torch'])) if torch is not None else "")
             rows.append([shape_label(shape), np.dtype(dtype).name, fmt(ours_ms), fmt(torch_ms), fmt(ratio),
                          fmt(1e3 * bound_s, 3), fmt(ours_ms / (1e3 * bound_s), 1), fmt(flops / bound_s / 1e9, 1),
-                         noise])
+                         noise(times)])
 
     print_table(["shape N x Cin x H x W -> Cout", "dtype", "ours ms", "torch ms", "ours/torch", "bound ms",
                  "ours/bound", "GEMM GF/s", "noise"], rows)

@@ -13,16 +13,11 @@ from __future__ import annotations
 import numpy as np
 from bench_conv import make_case, ours_step, torch_step
 from common import (
-    describe_interleave,
     fmt,
-    import_torch,
-    interleave_settings,
     median,
-    parse_args,
-    pct,
-    print_header,
+    noise,
     print_table,
-    spread,
+    start_interleaved,
     time_interleaved,
 )
 
@@ -45,26 +40,19 @@ def sweep(cases: list[tuple[int, int]], torch, repeats: int, settings: dict) -> 
         units = n * size * size
         per_unit = (ours / units, theirs / units if theirs else None)
         first = first or per_unit
-        noise = pct(spread(times['ours'])) + ("/" + pct(spread(times['torch'])) if theirs else "")
         rows.append([
             str(n), f"{size}x{size}", f"{units:,}", fmt(1e3 * ours), fmt(1e3 * theirs) if theirs else "-",
             fmt(ours / theirs) if theirs else "-", fmt(per_unit[0] / first[0]),
-            fmt(per_unit[1] / first[1]) if theirs else "-", fmt(1e6 * per_unit[0], 3), noise,
+            fmt(per_unit[1] / first[1]) if theirs else "-", fmt(1e6 * per_unit[0], 3), noise(times),
         ])
     return rows
 
 
 def main() -> None:
-    args = parse_args(__doc__.splitlines()[0])
-    repeats = 5 if args.quick else 30
-    settings = interleave_settings(args.interleave, args.quick)
-    torch = import_torch()
-    print_header(
+    _, repeats, settings, torch = start_interleaved(
+        __doc__,
         "conv2d forward+backward scaling (float32, Cin 8 -> Cout 16, K 3, pad 1)",
-        torch,
-        args.quick,
         [
-            describe_interleave(args.interleave, repeats, settings),
             "per unit = time / (N*H*W), normalised to the table's first row: flat (1.00) = time linear in the work",
             "ours us/unit: our microseconds per output pixel (all 16 channels, forward+backward)",
             "noise: interquartile range / median of the recorded calls (ours/torch)",

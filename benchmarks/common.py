@@ -131,6 +131,23 @@ def describe_interleave(mode: str, repeats: int, settings: dict[str, Any]) -> st
             "every round); medians")
 
 
+def start_interleaved(doc: str, title: str, notes: Sequence[str]) -> tuple[argparse.Namespace, int, dict, Any]:
+    """The opening of an ours-vs-torch timing script: parse --quick/--interleave, import torch, print the header.
+
+    Returns (args, repeats, time_interleaved's settings, torch or None)."""
+    args = parse_args(doc.splitlines()[0])
+    repeats = 5 if args.quick else 30
+    settings = interleave_settings(args.interleave, args.quick)
+    torch = import_torch()
+    print_header(title, torch, args.quick, [describe_interleave(args.interleave, repeats, settings), *notes])
+    return args, repeats, settings, torch
+
+
+def noise(times: dict[str, list[float]]) -> str:
+    """Interquartile range / median of our recorded times, and of torch's when it ran: e.g. '5%/3%'."""
+    return "/".join(pct(spread(times[name])) for name in ("ours", "torch") if name in times)
+
+
 def median(values: Sequence[float]) -> float:
     return statistics.median(values)
 
