@@ -38,7 +38,7 @@ def load_digits() -> tuple[np.ndarray, np.ndarray]:
 
 def standardize(images: np.ndarray) -> np.ndarray:
     """(images − PIXEL_MEAN) / PIXEL_STD, float32: inputs of mean 0 and variance 1, as Kaiming init expects."""
-    return ((np.asarray(images, np.float32) - np.float32(PIXEL_MEAN)) / np.float32(PIXEL_STD)).astype(np.float32)
+    return (np.asarray(images, np.float32) - np.float32(PIXEL_MEAN)) / np.float32(PIXEL_STD)
 
 
 def random_shift(images: np.ndarray, rng: np.random.Generator, max_shift: int = 1) -> np.ndarray:

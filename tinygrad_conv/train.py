@@ -156,7 +156,8 @@ def train(
                 bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.3f}", refresh=False)
         seconds = time.perf_counter() - started
         train_seconds += seconds
-        test_accuracy = float((predict(model, x_test) == y_test).mean())
+        test_predictions = predict(model, x_test)
+        test_accuracy = float((test_predictions == y_test).mean())
         history.append({
             "epoch": epoch,
             "train_loss": total_loss / seen if seen else math.nan,  # nan: every batch of the epoch was skipped
@@ -167,9 +168,8 @@ def train(
         log(f"epoch {epoch:>3}/{config.epochs}  loss {history[-1]['train_loss']:.4f}  "
             f"train {100 * history[-1]['train_accuracy']:.1f}%  test {100 * test_accuracy:.1f}%  {seconds:.2f} s")
 
-    test_predictions = predict(model, x_test)
-    metrics = {
-        "test_accuracy": float((test_predictions == y_test).mean()),
+    metrics = {  # test_accuracy and test_predictions: the last epoch's, i.e. the final model's
+        "test_accuracy": test_accuracy,
         "train_accuracy": float((predict(model, data.standardize(x_train)) == y_train).mean()),
         "epochs": config.epochs,
         "train_seconds": train_seconds,
