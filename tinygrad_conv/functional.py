@@ -33,6 +33,12 @@ def _tensor(value: Any, name: str) -> Tensor:
     raise TypeError(f"{name} must be a Tensor or a numpy array, got {type(value).__name__}")
 
 
+def _same_dtype(x: Tensor, weight: Tensor) -> None:
+    """As PyTorch: a float64 input never meets float32 weights by silent promotion."""
+    if x.dtype != weight.dtype:
+        raise TypeError(f"input and weight must have the same dtype, got {x.dtype} and {weight.dtype}")
+
+
 def _pad_spatial(x: Tensor, padding: tuple[tuple[int, int], tuple[int, int]], value: float = 0.0) -> Tensor:
     if padding == ((0, 0), (0, 0)):
         return x
@@ -56,8 +62,7 @@ def conv2d(
     """
     x, weight = _tensor(input, "input"), _tensor(weight, "weight")
     groups = check_conv_shapes(x.shape, weight.shape, groups)
-    if x.dtype != weight.dtype:
-        raise TypeError(f"input and weight must have the same dtype, got {x.dtype} and {weight.dtype}")
+    _same_dtype(x, weight)
     n, c_in, h, w = x.shape
     c_out, _, kh, kw = weight.shape
     stride, dilation = pair(stride, "stride"), pair(dilation, "dilation")
@@ -143,8 +148,7 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         raise ValueError(f"linear expects a 2-D weight (out_features, in_features), got shape {weight.shape}")
     if x.ndim == 0 or x.shape[-1] != weight.shape[1]:
         raise ValueError(f"linear: input's last dimension must be in_features={weight.shape[1]}, got shape {x.shape}")
-    if x.dtype != weight.dtype:  # as conv2d and PyTorch: no silent float32 → float64 promotion
-        raise TypeError(f"input and weight must have the same dtype, got {x.dtype} and {weight.dtype}")
+    _same_dtype(x, weight)
     out = x @ weight.T
     if bias is not None:
         bias = _tensor(bias, "bias")
