@@ -167,17 +167,22 @@ def test_linear_forward_and_backward_match_torch(torch):
     np.testing.assert_allclose(linear.bias.grad, reference.bias.grad.numpy(), rtol=1e-10, atol=1e-12)
 
 
-def test_pooling_flatten_and_relu_layers_match_torch(torch):
+def test_pooling_flatten_and_relu_layers_match_torch_forward_and_backward(torch):
     x_data = np.random.default_rng(0).standard_normal((2, 3, 7, 6))
-    x = torch.from_numpy(x_data)
     pairs = [
         (nn.MaxPool2d(3, stride=2, padding=1), torch.nn.MaxPool2d(3, stride=2, padding=1)),
         (nn.AvgPool2d(2, padding=1), torch.nn.AvgPool2d(2, padding=1)),
         (nn.Flatten(), torch.nn.Flatten()),
+        (nn.Flatten(0, 2), torch.nn.Flatten(0, 2)),
         (nn.ReLU(), torch.nn.ReLU()),
     ]
     for ours, theirs in pairs:
-        np.testing.assert_allclose(ours(Tensor(x_data)).data, theirs(x).numpy(), rtol=1e-12, atol=1e-12)
+        x, x_t = Tensor(x_data, requires_grad=True), torch.tensor(x_data, requires_grad=True)
+        y, y_t = ours(x), theirs(x_t)
+        np.testing.assert_allclose(y.data, y_t.detach().numpy(), rtol=1e-12, atol=1e-12)
+        (y * y).sum().backward()  # standard normal data: no ties in a pooling window, no zeros at ReLU's kink
+        (y_t * y_t).sum().backward()
+        np.testing.assert_allclose(x.grad, x_t.grad.numpy(), rtol=1e-12, atol=1e-12)
 
 
 def test_a_layer_given_a_wrong_input_shape_raises_functionals_error():

@@ -15,6 +15,7 @@ Pooling is pad → im2col → max/mean over the window axis; cross_entropy is lo
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Sequence
 from typing import Any
@@ -75,12 +76,7 @@ def conv2d(
     out = weight.reshape(groups, c_out // groups, c_in // groups * kh * kw) @ cols  # (G, Cout/G, N·Ho·Wo)
     out = out.reshape(c_out, n, ho, wo).permute(1, 0, 2, 3)
     if bias is not None:
-        bias = _tensor(bias, "bias")
-        if bias.shape != (c_out,):
-            raise ValueError(f"bias must have shape ({c_out},) (one per output channel), got {bias.shape}")
-        if bias.dtype != x.dtype:
-            raise TypeError(f"bias must have the input's dtype {x.dtype}, got {bias.dtype}")
-        out = out + bias.reshape(1, c_out, 1, 1)
+        out = out + _bias(bias, c_out, x.dtype).reshape(1, c_out, 1, 1)
     return out
 
 
@@ -151,11 +147,18 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     _same_dtype(x, weight)
     out = x @ weight.T
     if bias is not None:
-        bias = _tensor(bias, "bias")
-        if bias.shape != (weight.shape[0],):
-            raise ValueError(f"bias must have shape ({weight.shape[0]},), got {bias.shape}")
-        out = out + bias
+        out = out + _bias(bias, weight.shape[0], x.dtype)
     return out
+
+
+def _bias(bias: Any, num_outputs: int, dtype: np.dtype) -> Tensor:
+    """bias as a Tensor of shape (num_outputs,) and the input's dtype, or a clear error."""
+    bias = _tensor(bias, "bias")
+    if bias.shape != (num_outputs,):
+        raise ValueError(f"bias must have shape ({num_outputs},) (one per output), got {bias.shape}")
+    if bias.dtype != dtype:
+        raise TypeError(f"bias must have the input's dtype {dtype}, got {bias.dtype}")
+    return bias
 
 
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
@@ -178,9 +181,8 @@ def cross_entropy(input: Tensor, target: Any) -> Tensor:
     if n == 0:
         raise ValueError(f"cross_entropy got an empty batch (N = 0): input shape {logits.shape}")
     target = _class_targets(target, n, num_classes)
-    one_hot = np.zeros(logits.shape, logits.dtype)
-    one_hot[np.arange(n), target] = 1
-    return (log_softmax(logits, axis=1) * one_hot).sum() * (-1.0 / n)
+    # Pick each row's target entry (not a product with a one-hot matrix: 0 · (−inf) would make a logit of −inf NaN).
+    return log_softmax(logits, axis=1)[np.arange(n), target].sum() * (-1.0 / n)
 
 
 def _class_targets(target: Any, n: int, num_classes: int) -> np.ndarray:
@@ -212,14 +214,24 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, rng: np.random
     return x * (keep / (1 - p)).astype(x.dtype)
 
 
-def flatten(input: Tensor, start_dim: int = 1) -> Tensor:
-    """(d0, …, d_{s−1}, d_s, …) → (d0, …, d_{s−1}, d_s·…): every axis from start_dim on merged into one."""
+def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    """(d0, …, d_s, …, d_e, …) → (d0, …, d_s·…·d_e, …): axes start_dim..end_dim merged into one, as torch.flatten."""
     x = _tensor(input, "input")
-    if isinstance(start_dim, bool) or not isinstance(start_dim, (int, np.integer)) \
-            or not -max(x.ndim, 1) <= start_dim < max(x.ndim, 1):
-        raise ValueError(f"flatten: start_dim must be an int in [{-x.ndim}, {x.ndim}) for input of shape "
-                         f"{x.shape}, got {start_dim!r}")
-    return x.reshape(*x.shape[:start_dim], -1)
+    ndim = max(x.ndim, 1)  # a 0-d tensor flattens to shape (1,), as in PyTorch
+    start, end = (_dim(d, name, ndim, x.shape) for d, name in ((start_dim, "start_dim"), (end_dim, "end_dim")))
+    if start > end:
+        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for input of shape {x.shape}")
+    shape = x.shape or (1,)
+    return x.reshape(*shape[:start], math.prod(shape[start:end + 1]), *shape[end + 1:])
+
+
+def _dim(dim: Any, name: str, ndim: int, shape: tuple[int, ...]) -> int:
+    """dim as a non-negative axis of a tensor with ndim axes, or a clear error."""
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"flatten: {name} must be an int, got {dim!r}")
+    if not -ndim <= dim < ndim:
+        raise ValueError(f"flatten: {name} must be in [{-ndim}, {ndim}) for input of shape {shape}, got {dim}")
+    return int(dim) % ndim
 
 
 __all__: Sequence[str] = ["conv2d", "unfold", "max_pool2d", "avg_pool2d", "relu", "linear", "log_softmax",

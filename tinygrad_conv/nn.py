@@ -330,19 +330,20 @@ class AvgPool2d(_Pool2d):
 
 
 class Flatten(Module):
-    """(N, C, H, W) → (N, C·H·W): every axis from start_dim on merged into one."""
+    """(N, C, H, W) → (N, C·H·W): the axes start_dim..end_dim merged into one (defaults as torch.nn.Flatten)."""
 
-    def __init__(self, start_dim: int = 1):
+    def __init__(self, start_dim: int = 1, end_dim: int = -1):
         super().__init__()
-        if isinstance(start_dim, bool) or not isinstance(start_dim, numbers.Integral):
-            raise TypeError(f"start_dim must be an int, got {start_dim!r}")
-        self.start_dim = int(start_dim)
+        for name, dim in (("start_dim", start_dim), ("end_dim", end_dim)):
+            if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
+                raise TypeError(f"{name} must be an int, got {dim!r}")
+        self.start_dim, self.end_dim = int(start_dim), int(end_dim)
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.flatten(x, self.start_dim)
+        return F.flatten(x, self.start_dim, self.end_dim)
 
     def extra_repr(self) -> str:
-        return f"start_dim={self.start_dim}"
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
 
 class Dropout(Module):
