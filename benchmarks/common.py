@@ -227,9 +227,11 @@ def print_header(title: str, torch: Any | None, quick: bool, notes: Sequence[str
     for line in _blas_lines():
         print(line)
     print("env: " + ", ".join(f"{name}={os.environ.get(name, '<unset>')}" for name in PERF_ENV_VARS))
-    if "tinygrad_conv" in sys.modules:
-        print("note: importing tinygrad_conv raised glibc's malloc trim/mmap thresholds (allocator.keep_freed_memory);"
-              " this applies to the whole process, torch included")
+    from tinygrad_conv import keep_freed_memory
+
+    raised = keep_freed_memory()  # as train.train does; process-wide, so torch's runs in this process get it too
+    print(f"allocator: glibc's malloc trim/mmap thresholds raised for the whole process, torch included "
+          f"(tinygrad_conv.keep_freed_memory(), as `train` does): {'yes' if raised else 'no (not glibc)'}")
     if torch is None:
         print("torch: NOT importable - PyTorch columns are left out")
     else:

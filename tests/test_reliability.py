@@ -148,7 +148,7 @@ BAD_INPUTS = {  # problem: (call, error type, regex the message must match)
     # functional: linear, log_softmax, cross_entropy, dropout, flatten
     "linear bias of the wrong shape": (
         lambda: F.linear(ones(2, 3), ones(4, 3), ones(3)),
-        ValueError, esc("bias must have shape (4,), got (3,)")),
+        ValueError, esc("bias must have shape (4,) (one per output), got (3,)")),
     "linear 1-D weight": (
         lambda: F.linear(ones(2, 3), ones(3)),
         ValueError, esc("linear expects a 2-D weight (out_features, in_features), got shape (3,)")),
@@ -185,9 +185,18 @@ BAD_INPUTS = {  # problem: (call, error type, regex the message must match)
     "dropout p a string": (
         lambda: F.dropout(ones(2), "a"),
         TypeError, esc("dropout probability p must be a number in [0, 1), got 'a'")),
+    "linear bias of another dtype": (
+        lambda: F.linear(ones(2, 3), ones(4, 3), ones(4, dtype=np.float32)),
+        TypeError, "bias must have the input's dtype float64, got float32"),
     "flatten start_dim out of range": (
         lambda: F.flatten(ones(2, 3, 4, 5), 5),
-        ValueError, esc("flatten: start_dim must be an int in [-4, 4) for input of shape (2, 3, 4, 5), got 5")),
+        ValueError, esc("flatten: start_dim must be in [-4, 4) for input of shape (2, 3, 4, 5), got 5")),
+    "flatten end_dim before start_dim": (
+        lambda: F.flatten(ones(2, 3, 4, 5), 2, 1),
+        ValueError, "flatten: start_dim 2 comes after end_dim 1 for input of shape"),
+    "flatten end_dim a float": (
+        lambda: F.flatten(ones(2, 3), 0, 1.0),
+        TypeError, "flatten: end_dim must be an int, got 1.0"),
     # nn layers, when called
     "Conv2d given the wrong number of channels": (
         lambda: nn.Conv2d(3, 4, 3, rng=0)(ones(1, 2, 5, 5, dtype=np.float32)),
@@ -203,7 +212,10 @@ BAD_INPUTS = {  # problem: (call, error type, regex the message must match)
         TypeError, "input must be a Tensor or a numpy array, got list"),
     "Flatten start_dim beyond the input": (
         lambda: nn.Flatten(5)(ones(2, 3)),
-        ValueError, esc("start_dim must be an int in [-2, 2) for input of shape (2, 3), got 5")),
+        ValueError, esc("start_dim must be in [-2, 2) for input of shape (2, 3), got 5")),
+    "Flatten end_dim a string": (
+        lambda: nn.Flatten(1, "-1"),
+        TypeError, "end_dim must be an int, got '-1'"),
     # optimizers
     "optimizer given a model": (
         lambda: optim.SGD(nn.Linear(2, 2, rng=0), lr=0.1),
@@ -303,6 +315,35 @@ def test_log_softmax_of_logits_plus_minus_1e4_is_finite_and_matches_torch(axis, 
     assert np.all(np.isfinite(out.data)) and np.all(np.isfinite(x.grad))
     np.testing.assert_allclose(out.data, out_t.detach().numpy(), rtol=1e-12, atol=0)
     np.testing.assert_allclose(x.grad, x_t.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_cross_entropy_with_a_minus_inf_logit_is_finite_and_matches_torch(torch):
+    # A class ruled out by a logit of −inf: torch's loss and gradient stay finite (no 0·(−inf) = NaN).
+    logits = np.array([[1.0, -np.inf, 0.5], [-np.inf, 2.0, -1.0]])
+    target = np.array([0, 1])
+    x = Tensor(logits, requires_grad=True)
+    loss = F.cross_entropy(x, target)
+    loss.backward()
+    x_t = torch.tensor(logits, requires_grad=True)
+    loss_t = torch.nn.functional.cross_entropy(x_t, torch.tensor(target))
+    loss_t.backward()
+    assert np.isfinite(loss.data) and np.isfinite(x.grad).all()
+    np.testing.assert_allclose(loss.data, loss_t.item(), rtol=1e-12)
+    np.testing.assert_allclose(x.grad, x_t.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize(("start_dim", "end_dim"), [(0, -1), (1, -1), (1, 2), (0, 0), (-3, -2), (2, 3), (3, 3)])
+def test_flatten_start_dim_to_end_dim_matches_torch_flatten_forward_and_backward(start_dim, end_dim, torch):
+    x_data = np.random.default_rng(0).standard_normal((2, 3, 4, 5))
+    x, x_t = Tensor(x_data, requires_grad=True), torch.tensor(x_data, requires_grad=True)
+    y, y_t = F.flatten(x, start_dim, end_dim), torch.flatten(x_t, start_dim, end_dim)
+    assert y.shape == tuple(y_t.shape)
+    np.testing.assert_array_equal(y.data, y_t.detach().numpy())
+    weights = np.arange(y.data.size, dtype=np.float64).reshape(y.shape)
+    (y * weights).sum().backward()
+    (y_t * torch.from_numpy(weights)).sum().backward()
+    np.testing.assert_array_equal(x.grad, x_t.grad.numpy())
+    assert nn.Flatten(start_dim, end_dim)(Tensor(x_data)).shape == y.shape
 
 
 def test_float32_log_softmax_and_cross_entropy_stay_finite_and_float32_at_1e4():
@@ -529,3 +570,31 @@ def test_random_chains_of_permute_sum_reshape_and_broadcasting_pass_gradcheck(st
         return apply_chain(x, steps, [next(given_factors) if f is not None else None for f in factors])
 
     assert gradcheck(chain, inputs)
+
+
+# ---------------------------------------------------------------- process-wide settings
+
+
+def test_importing_the_package_keeps_glibcs_malloc_settings_and_train_raises_them(tiny_split, monkeypatch):
+    import subprocess
+    import sys
+
+    # In a fresh interpreter, mallopt is never called by `import tinygrad_conv` (it is only looked up by name).
+    probe = ("import ctypes, ctypes.util\n"
+             "calls = []\n"
+             "class Libc:\n"
+             "    def __init__(self, *args, **kwargs):\n"
+             "        self.mallopt = lambda *args: calls.append(args) or 1\n"
+             "ctypes.CDLL = Libc\n"
+             "import tinygrad_conv\n"
+             "assert calls == [], calls\n"
+             "tinygrad_conv.keep_freed_memory()\n"
+             "print(len(calls))\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ("2" if sys.platform.startswith("linux") else "0")
+
+    calls = []
+    monkeypatch.setattr(train_module, "keep_freed_memory", lambda: calls.append("raised") or True)
+    train(TrainConfig(epochs=1, batch_size=32), progress=False, log=lambda line: None, split=tiny_split)
+    assert calls == ["raised"]
