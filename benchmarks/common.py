@@ -229,9 +229,9 @@ def print_header(title: str, torch: Any | None, quick: bool, notes: Sequence[str
     print("env: " + ", ".join(f"{name}={os.environ.get(name, '<unset>')}" for name in PERF_ENV_VARS))
     from tinygrad_conv import keep_freed_memory
 
-    raised = keep_freed_memory()  # as train.train does; process-wide, so torch's runs in this process get it too
-    print(f"allocator: glibc's malloc trim/mmap thresholds raised for the whole process, torch included "
-          f"(tinygrad_conv.keep_freed_memory(), as `train` does): {'yes' if raised else 'no (not glibc)'}")
+    raised = keep_freed_memory()  # as creating an optimizer does; process-wide, so torch in this process gets it too
+    print("allocator: glibc's malloc trim/mmap thresholds raised for the whole process, torch included "
+          f"(keep_freed_memory(), as creating an optimizer does): {'yes' if raised else 'no (not glibc)'}")
     if torch is None:
         print("torch: NOT importable - PyTorch columns are left out")
     else:

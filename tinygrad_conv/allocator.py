@@ -6,8 +6,8 @@ and touching fresh pages costs ~2 µs per 4 KiB page: measured here, one conv2d 
 (64, 16, 14, 14) → 32 channels took 17 ms with glibc's defaults and 4.7 ms with both thresholds raised.
 PyTorch keeps its own caching allocator for the same reason. Linux/glibc only; elsewhere a no-op.
 
-The setting is process-wide, so importing the package does not make it: `train.train` and the benchmarks call
-`keep_freed_memory()`, and a training loop of your own can call `tinygrad_conv.keep_freed_memory()` once.
+The setting is process-wide, so importing the package does not make it: creating an optimizer (optim.py) does,
+since that is when a training loop starts, and the benchmarks call `keep_freed_memory()` themselves.
 """
 
 from __future__ import annotations

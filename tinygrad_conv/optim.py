@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from tinygrad_conv.allocator import keep_freed_memory
 from tinygrad_conv.tensor import Tensor
 
 
@@ -62,6 +63,7 @@ class Optimizer:
             first_index[id(param)] = index
         self.params: list[Tensor] = params
         self.state: dict[Tensor, dict[str, Any]] = {param: {} for param in params}
+        keep_freed_memory()  # a training loop frees and reallocates the same temporaries every step: allocator.py
 
     def zero_grad(self) -> None:
         """Forget every gradient (grad = None), so the next backward() starts from zero."""

@@ -26,7 +26,6 @@ import numpy as np
 
 from tinygrad_conv import data, nn, optim
 from tinygrad_conv import functional as F
-from tinygrad_conv.allocator import keep_freed_memory
 from tinygrad_conv.tensor import Tensor, no_grad
 
 NUM_CLASSES = 10
@@ -119,7 +118,6 @@ def train(
 
     split: (x_train, y_train, x_test, y_test) with pixels in [0, 1], default data.load_split().
     """
-    keep_freed_memory()  # reuse freed temporaries instead of page-faulting them in every step (allocator.py)
     x_train, y_train, x_test, y_test = split if split is not None else data.load_split()
     x_test = data.standardize(x_test)
     model = build_model(config.seed)
