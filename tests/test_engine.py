@@ -5,13 +5,15 @@ with PyTorch as the oracle.
 """
 
 import gc
+import inspect
+import operator as operator_module
 import tracemalloc
 import weakref
 
 import numpy as np
 import pytest
 
-from tinygrad_conv import Tensor, functional, is_grad_enabled, no_grad
+from tinygrad_conv import Tensor, functional, gradcheck, is_grad_enabled, no_grad
 
 # ---------------------------------------------------------------- micrograd's own tests
 
@@ -431,6 +433,25 @@ def test_float32_stays_float32_through_conv2d_forward_and_backward():
     assert (x.grad.dtype, w.grad.dtype, b.grad.dtype) == (np.float32,) * 3
 
 
+@pytest.mark.parametrize("other", [[1.0, 2.0], (1.0, 2.0), [1, 2], [[0.5], [0.25]]], ids=str)
+@pytest.mark.parametrize("operator", ["+", "-", "*", "/"])
+def test_lists_and_tuples_of_numbers_take_the_tensors_dtype_like_numbers(other, operator):
+    t = Tensor(np.array([1.5, 3.0], np.float32), requires_grad=True)
+    apply = {"+": operator_module.add, "-": operator_module.sub, "*": operator_module.mul,
+             "/": operator_module.truediv}[operator]
+    for out in (apply(t, other), apply(other, t)):
+        assert out.dtype == np.float32
+        out.sum().backward()
+        assert t.grad.dtype == np.float32
+
+
+def test_floating_numpy_arrays_beside_a_tensor_keep_their_dtype():
+    t = Tensor(np.array([1.5, 3.0], np.float32))
+    assert (t + np.array([1.0, 2.0])).dtype == np.float64  # float64 array: promotes, as numpy does
+    assert (t + np.array([1.0, 2.0], np.float16)).dtype == np.float32
+    assert (Tensor([1.0, 2.0]) + [1.0, 2.0]).dtype == np.float64
+
+
 # ---------------------------------------------------------------- array protocol and repr
 
 
@@ -471,6 +492,149 @@ def test_np_array_of_a_tensor_is_a_copy():
     copied = np.array(t)
     copied[0] = 100.0
     assert t.data[0] == 1.0
+
+
+@pytest.mark.parametrize("data, expected", [(0.0, False), (2.5, True), ([-1.0], True), ([[0.0]], False)])
+def test_bool_of_a_one_element_tensor_is_the_truth_of_its_value(data, expected, torch):
+    assert bool(Tensor(data)) is expected
+    assert bool(torch.tensor(data)) is expected
+
+
+@pytest.mark.parametrize("shape", [(2,), (2, 3), (0,)])
+def test_bool_of_a_tensor_of_any_other_size_is_ambiguous(shape):
+    size = int(np.prod(shape))
+    with pytest.raises(ValueError, match=f"the truth value of a tensor with {size} elements is ambiguous"):
+        bool(Tensor(np.ones(shape)))
+
+
+def test_iterating_a_0d_tensor_raises_type_error_like_torch(torch):
+    with pytest.raises(TypeError, match="iteration over a 0-d tensor"):
+        iter(Tensor(1.0))
+    with pytest.raises(TypeError, match="iteration over a 0-d tensor"):
+        iter(torch.tensor(1.0))
+
+
+def test_iterating_a_tensor_yields_its_rows_which_carry_the_gradient():
+    x = Tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], requires_grad=True)
+    rows = list(x)
+    assert len(rows) == 3 and all(isinstance(row, Tensor) for row in rows)
+    np.testing.assert_array_equal(rows[1].data, [3.0, 4.0])
+    (rows[0] * 2 + rows[2]).sum().backward()
+    np.testing.assert_array_equal(x.grad, [[2.0, 2.0], [0.0, 0.0], [1.0, 1.0]])
+
+
+# ---------------------------------------------------------------- indexing with a Tensor
+
+X34 = np.arange(12.0).reshape(3, 4)
+
+
+def tensor_holding(array: np.ndarray) -> Tensor:
+    """A Tensor whose data is `array` as it is (the constructor would make integers and booleans floats)."""
+    t = Tensor(0.0)
+    t.data = array
+    return t
+
+
+@pytest.mark.parametrize(
+    "index",
+    [lambda: Tensor([0.0, 1.0]), lambda: Tensor(np.array([0.0, 2.0], np.float32)), lambda: Tensor(1.0),
+     lambda: (0, Tensor(np.array([0.0, 1.0], np.float32))), lambda: (slice(None), Tensor([0.5]))],
+    ids=["float64", "float32", "0-d", "tuple-float32", "tuple-fraction"],
+)
+def test_a_float_tensor_index_raises_type_error_naming_the_dtype_instead_of_truncating(index):
+    index = index()
+    dtype = (index[-1] if isinstance(index, tuple) else index).dtype
+    with pytest.raises(TypeError, match=f"tensors used as indices must be integer or boolean, got {dtype}"):
+        Tensor(X34)[index]
+
+
+def test_a_tensor_built_from_a_boolean_mask_is_refused_not_read_as_row_numbers_0_and_1():
+    mask = np.array([True, False, True])
+    x = Tensor(X34)
+    with pytest.raises(TypeError, match="got float64"):  # Tensor(mask) holds 1.0, 0.0, 1.0: not a mask any more
+        x[Tensor(mask)]
+    np.testing.assert_array_equal(x[mask].data, X34[mask])  # the numpy mask itself selects rows 0 and 2
+
+
+@pytest.mark.parametrize(
+    "index",
+    [np.array([[True, False, True, True]] * 3), np.array([True, False, True]), np.array([2, 0, 2]),
+     np.array([-1, 1], np.int32), np.array([[0, 1], [1, 0]], np.uint8)],
+    ids=["mask", "row-mask", "int64", "int32", "uint8-2d"],
+)
+def test_integer_and_boolean_tensor_indices_index_as_numpy_and_a_mask_stays_a_mask(index):
+    x = Tensor(X34, requires_grad=True)
+    out = x[tensor_holding(index)]
+    np.testing.assert_array_equal(out.data, X34[index])
+    out.sum().backward()
+    expected = np.zeros_like(X34)
+    np.add.at(expected, index, 1.0)
+    np.testing.assert_array_equal(x.grad, expected)
+    x.grad = None
+    column = x[1:, tensor_holding(np.array([3, 3]))]  # in a tuple too
+    np.testing.assert_array_equal(column.data, X34[1:, [3, 3]])
+
+
+# ---------------------------------------------------------------- max: how tied maxima share the gradient
+
+MAX_TIES = np.array([[1.0, 3.0, 3.0, 0.0], [2.0, 3.0, 0.0, 2.0], [-1.0, 3.0, 3.0, 0.5]])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(
+    "data", [MAX_TIES, np.zeros((2, 3)), np.array([7.0]), np.array([[1.0, np.nan, 3.0], [np.nan, 0.0, 3.0]])],
+    ids=["five-ties", "all-tied", "one-element", "nan"],
+)
+def test_max_over_all_axes_splits_the_gradient_evenly_among_ties_like_torch_max(data, dtype, torch):
+    x = Tensor(data.astype(dtype), requires_grad=True)
+    out = x.max()
+    (out * 3.0).backward()
+    x_t = torch.tensor(data.astype(dtype), requires_grad=True)
+    out_t = x_t.max()
+    (out_t * 3.0).backward()
+    np.testing.assert_array_equal(out.data, out_t.detach().numpy())
+    assert x.grad.dtype == dtype
+    np.testing.assert_allclose(x.grad, x_t.grad.numpy(), rtol=1e-7 if dtype == np.float32 else 1e-15)
+    assert x.grad.sum() == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize("axis", [0, 1, -1])
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_max_along_an_axis_sends_the_gradient_to_the_first_tie_like_torch_max_dim(axis, keepdims, torch):
+    x = Tensor(MAX_TIES, requires_grad=True)
+    out = x.max(axis=axis, keepdims=keepdims)
+    v = np.arange(1.0, out.size + 1).reshape(out.shape)
+    (out * v).sum().backward()
+    x_t = torch.tensor(MAX_TIES, requires_grad=True)
+    (torch.max(x_t, dim=axis, keepdim=keepdims).values * torch.tensor(v)).sum().backward()
+    np.testing.assert_array_equal(x.grad, x_t.grad.numpy())
+    assert np.count_nonzero(x.grad) == out.size  # one element per window, even where several tie
+
+
+def test_max_pool2d_still_sends_a_tied_windows_gradient_to_its_first_element(torch):
+    x = Tensor(np.zeros((1, 1, 4, 4)), requires_grad=True)
+    functional.max_pool2d(x, 2).sum().backward()
+    x_t = torch.zeros((1, 1, 4, 4), requires_grad=True)
+    torch.nn.functional.max_pool2d(x_t, 2).sum().backward()
+    np.testing.assert_array_equal(x.grad, x_t.grad.numpy())
+    np.testing.assert_array_equal(x.grad[0, 0], np.tile([[1.0, 0.0], [0.0, 0.0]], (2, 2)))
+
+
+@pytest.mark.parametrize("axis", [None, 0, (0, 2)], ids=str)
+def test_max_passes_gradcheck_away_from_ties(axis):
+    data = np.random.default_rng(5).permutation(24).reshape(2, 3, 4) * 0.5  # distinct, 0.5 apart
+    assert gradcheck(lambda x: x.max(axis=axis), Tensor(data, requires_grad=True))
+
+
+# ---------------------------------------------------------------- documentation
+
+
+def test_every_public_tensor_method_and_property_has_a_docstring():
+    public = {name: member for name, member in vars(Tensor).items() if not name.startswith("_")
+              and (inspect.isfunction(member) or isinstance(member, (property, classmethod, staticmethod)))}
+    assert {"sum", "mean", "max", "reshape", "permute", "shape"} <= public.keys()
+    missing = [name for name, member in public.items() if not inspect.getdoc(member)]
+    assert missing == []
 
 
 # ---------------------------------------------------------------- memory

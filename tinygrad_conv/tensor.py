@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import math
 import numbers
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -57,6 +57,7 @@ class no_grad:
 
 
 def is_grad_enabled() -> bool:
+    """Whether ops record the graph now (False inside no_grad)."""
     return _grad_enabled
 
 
@@ -199,6 +200,7 @@ class Tensor:
             self.grad = self.grad + grad
 
     def zero_grad(self) -> None:
+        """Forget the accumulated gradient: `.grad = None`."""
         self.grad = None
 
     def detach(self) -> Tensor:
@@ -211,18 +213,22 @@ class Tensor:
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """The data's shape."""
         return self.data.shape
 
     @property
     def ndim(self) -> int:
+        """The number of axes, len(shape)."""
         return self.data.ndim
 
     @property
     def dtype(self) -> np.dtype:
+        """The data's floating dtype (float16, float32 or float64)."""
         return self.data.dtype
 
     @property
     def size(self) -> int:
+        """The number of elements, the product of shape."""
         return self.data.size
 
     def __len__(self) -> int:
@@ -230,12 +236,27 @@ class Tensor:
             raise TypeError("len() of a 0-d tensor")
         return len(self.data)
 
+    def __iter__(self) -> Iterator[Tensor]:
+        """The sub-tensors self[0], self[1], ... along the first axis (each carries the gradient back)."""
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(len(self)))
+
+    def __bool__(self) -> bool:
+        """The truth value of a one-element tensor; ambiguous (ValueError) for any other size, as in numpy."""
+        if self.data.size != 1:
+            raise ValueError(f"the truth value of a tensor with {self.data.size} elements is ambiguous; "
+                             "use .item() on a one-element tensor, or t.data.any() / t.data.all()")
+        return bool(self.data.item())
+
     def item(self) -> float:
+        """The value of a one-element tensor, as a Python float."""
         if self.data.size != 1:
             raise ValueError(f"item() needs a one-element tensor, got shape {self.shape}")
         return self.data.item()
 
     def numpy(self) -> np.ndarray:
+        """The data itself (not a copy)."""
         return self.data
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
@@ -260,18 +281,15 @@ class Tensor:
     # ------------------------------------------------------------ operators (numbers on either side)
 
     def _lift(self, other: Any) -> Tensor:
-        """A number or array beside this tensor, as a constant Tensor; Python numbers and integer arrays take
-        self's dtype (so float32 stays float32), floating arrays keep theirs."""
+        """A number or array beside this tensor, as a constant Tensor; Python numbers, lists and tuples of them
+        and integer arrays take self's dtype (so float32 stays float32), floating numpy arrays keep theirs."""
         if isinstance(other, Tensor):
             return other
         if isinstance(other, (bool, np.bool_)) or not isinstance(other, (numbers.Number, np.ndarray, list, tuple)):
             raise TypeError(f"cannot combine a Tensor with {type(other).__name__}")
-        array = np.asarray(other)
-        if array.dtype.kind not in "f":
-            array = _as_float_array(array, self.dtype if array.dtype.kind in "biu" else None)
-        elif isinstance(other, numbers.Number):
-            array = array.astype(self.dtype)
-        return Tensor(array)
+        if isinstance(other, np.ndarray) and other.dtype.kind not in "biu":
+            return Tensor(other)  # floating: keeps its dtype (complex, object, string: Tensor raises TypeError)
+        return Tensor(_as_float_array(other), dtype=self.dtype)  # checked as real numbers first, then cast
 
     def __add__(self, other: Any) -> Tensor:
         return Tensor._apply(ops.Add, self, self._lift(other))
@@ -312,47 +330,64 @@ class Tensor:
         return matmul(self._lift(other), self)
 
     def __getitem__(self, index: Any) -> Tensor:
+        """self[index] with numpy's rules (ints, slices, None, ..., integer arrays, boolean masks); the gradient
+        is added back where each element was read. A Tensor in the index must hold integers or booleans."""
         if isinstance(index, Tensor):
-            index = index.data.astype(np.intp)
+            index = _index_array(index)
         elif isinstance(index, tuple):
-            index = tuple(i.data.astype(np.intp) if isinstance(i, Tensor) else i for i in index)
+            index = tuple(_index_array(i) if isinstance(i, Tensor) else i for i in index)
         return Tensor._apply(ops.Index, self, index=index)
 
     # ------------------------------------------------------------ elementwise
 
     def exp(self) -> Tensor:
+        """eˣ, elementwise."""
         return Tensor._apply(ops.Exp, self)
 
     def log(self) -> Tensor:
+        """ln x, elementwise (natural log)."""
         return Tensor._apply(ops.Log, self)
 
     def relu(self) -> Tensor:
+        """max(x, 0), elementwise (gradient 0 at x = 0, as PyTorch)."""
         return Tensor._apply(ops.ReLU, self)
 
     def tanh(self) -> Tensor:
+        """tanh x, elementwise."""
         return Tensor._apply(ops.Tanh, self)
 
     def sigmoid(self) -> Tensor:
+        """1 / (1 + e⁻ˣ), elementwise."""
         return Tensor._apply(ops.Sigmoid, self)
 
     # ------------------------------------------------------------ reductions
 
     def sum(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        """Σ over `axis` (None: all axes, giving a 0-d tensor); the reduced axes are dropped, or kept as size 1."""
         return Tensor._apply(ops.Sum, self, axis=_axis_arg(axis, "sum"), keepdims=keepdims)
 
     def mean(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        """(1/n) Σ over `axis`, n the number of elements reduced (None: all axes); shapes as in sum()."""
         return Tensor._apply(ops.Mean, self, axis=_axis_arg(axis, "mean"), keepdims=keepdims)
 
     def max(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-        return Tensor._apply(ops.Max, self, axis=_axis_arg(axis, "max"), keepdims=keepdims)
+        """The maximum over `axis` (None: all axes); shapes as in sum().
+
+        Gradient at ties, as PyTorch: with axis=None (torch's x.max()) it is split evenly among all tied maxima;
+        with an axis (torch's x.max(dim).values, and max-pooling) it goes whole to the first maximum in C order.
+        """
+        ties = "split" if axis is None else "first"
+        return Tensor._apply(ops.Max, self, axis=_axis_arg(axis, "max"), keepdims=keepdims, ties=ties)
 
     # ------------------------------------------------------------ movement
 
     def reshape(self, *shape: int | Sequence[int]) -> Tensor:
+        """The same elements in C order with a new shape (ints or one tuple; one entry may be -1, inferred)."""
         shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
         return Tensor._apply(ops.Reshape, self, shape=_reshape_target(self.shape, shape))
 
     def permute(self, *axes: int | Sequence[int]) -> Tensor:
+        """Reorder the axes: output axis k is input axis axes[k] (ints or one tuple, a permutation of all axes)."""
         axes = tuple(axes[0]) if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
         if not all(_is_int(a) for a in axes):
             raise TypeError(f"permute needs int axes, got {axes}")
@@ -399,6 +434,14 @@ class Tensor:
         for axis, what in ((0, "input height"), (1, "input width")):
             output_size(self.shape[2 + axis], (0, 0), kernel_size[axis], stride[axis], dilation[axis], what)
         return Tensor._apply(ops.Unfold, self, kernel_size=kernel_size, stride=stride, dilation=dilation)
+
+
+def _index_array(index: Tensor) -> np.ndarray:
+    """A Tensor used as an index, as an integer or boolean array; floats are refused, never truncated."""
+    if index.dtype.kind not in "biu":
+        raise TypeError(f"tensors used as indices must be integer or boolean, got {index.dtype} (a Tensor holds "
+                        "floats: index with a list of ints or a numpy integer or boolean array instead)")
+    return index.data
 
 
 def _is_int(value: Any) -> bool:
