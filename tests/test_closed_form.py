@@ -5,16 +5,22 @@ where the last rows get no window), int / pair / per-side / 'same' / 'valid' pad
 groups 1, 2 and depthwise. Per-side padding, which torch's functions do not take, is applied with F.pad first.
 """
 
+import ast
+import importlib.util
 import re
+import types
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from tinygrad_conv import closed_form, functional, ops
 from tinygrad_conv.closed_form import col2im, conv2d, conv2d_input_grad, conv2d_weight_grad, im2col
 from tinygrad_conv.conv_args import pair, resolve_padding
+from tinygrad_conv.tensor import Tensor
 
 TOL = {"atol": 1e-10, "rtol": 1e-10}
 
@@ -256,6 +262,84 @@ def test_input_grad_is_full_conv_with_flipped_kernel():
     grad_output[0, 0, 1, 0] = 1.0
     grad_x = conv2d_input_grad((1, 1, 3, 3), weight, grad_output)
     np.testing.assert_array_equal(grad_x[0, 0], [[0, 0, 0], [1, 2, 0], [3, 4, 0]])
+
+
+def _forbidden(name: str):
+    def call(*args, **kwargs):
+        raise AssertionError(f"conv2d_input_grad called {name}")
+    return call
+
+
+def test_input_grad_never_calls_col2im(monkeypatch):
+    """conv2d_input_grad is a convolution of its own (the full conv with the flipped kernel): not closed_form's
+    col2im, not the engine's col2im (Unfold's backward), not any Tensor op."""
+    rng = np.random.default_rng(4)
+    input_shape = (2, 4, 9, 8)
+    weight = rng.standard_normal((6, 2, 3, 2))  # groups 2: Cin 4 → Cout 6
+    args = {"stride": 2, "padding": ((1, 0), (2, 1)), "dilation": (2, 1), "groups": 2}
+    grad_output = rng.standard_normal(conv2d(np.zeros(input_shape), weight, **args).shape)
+    expected = conv2d_input_grad(input_shape, weight, grad_output, **args)
+
+    patched = []
+    for module in (closed_form, functional, ops):  # every col2im-like helper, found by name
+        for name, value in list(vars(module).items()):
+            if not re.search("col2im|fold", name, re.IGNORECASE):
+                continue
+            if isinstance(value, type):
+                monkeypatch.setattr(value, "backward", _forbidden(f"{module.__name__}.{name}.backward"))
+                patched.append(f"{module.__name__}.{name}.backward")
+            elif isinstance(value, types.FunctionType):
+                monkeypatch.setattr(module, name, _forbidden(f"{module.__name__}.{name}"))
+                patched.append(f"{module.__name__}.{name}")
+    assert {"tinygrad_conv.closed_form.col2im", "tinygrad_conv.ops.Unfold.backward"} <= set(patched), patched
+    monkeypatch.setattr(Tensor, "_apply", classmethod(_forbidden("a Tensor op")))
+    monkeypatch.setattr(Tensor, "backward", _forbidden("Tensor.backward"))
+    with pytest.raises(AssertionError, match=r"called tinygrad_conv\.closed_form\.col2im"):  # the patches bite
+        closed_form.col2im(np.zeros((1, 4, 4)), 3, 2)
+
+    np.testing.assert_array_equal(conv2d_input_grad(input_shape, weight, grad_output, **args), expected)
+
+
+ENGINE_MODULES = {"tinygrad_conv", "tinygrad_conv.tensor", "tinygrad_conv.ops", "tinygrad_conv.functional",
+                  "tinygrad_conv.nn"}
+
+
+def _package_imports(module_name: str) -> set[str]:
+    """The tinygrad_conv modules named by any import statement in a module's source (function-local ones too)."""
+    source = Path(importlib.util.find_spec(module_name).origin).read_text(encoding="utf-8")
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, f"{module_name} has a relative import"  # the package imports absolutely
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)  # `from pkg import ops` is a module
+    return {name for name in names if name.split(".")[0] == "tinygrad_conv" and _is_module(name)}
+
+
+def _is_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # a name inside a module, such as tinygrad_conv.conv_args.pair
+        return False
+
+
+def test_closed_form_imports_nothing_of_the_engine():
+    """closed_form and the package modules it imports (conv_args) never name Tensor, ops or functional: the
+    reference cannot lean on what it checks. (Importing any submodule still runs the package's __init__.)"""
+    seen, todo = set(), ["tinygrad_conv.closed_form"]
+    while todo:
+        name = todo.pop()
+        seen.add(name)
+        todo += [m for m in _package_imports(name) if m not in seen | ENGINE_MODULES]
+    imported = set().union(*(_package_imports(name) for name in seen))
+    assert "tinygrad_conv.conv_args" in seen
+    assert not imported & ENGINE_MODULES, sorted(imported & ENGINE_MODULES)
+    for name, value in vars(closed_form).items():
+        origin = value.__name__ if isinstance(value, types.ModuleType) else getattr(value, "__module__", None)
+        assert origin not in ENGINE_MODULES, f"closed_form.{name} comes from {origin}"
+    assert "Tensor" not in vars(closed_form)
 
 
 def test_input_grad_swaps_in_and_out_channels_within_each_group():

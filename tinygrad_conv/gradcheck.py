@@ -7,7 +7,9 @@ float64, eps 1e-6, and |analytic − numeric| ≤ atol + rtol·|numeric| for eve
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -20,33 +22,41 @@ class GradcheckError(AssertionError):
 
 def gradcheck(
     fn: Callable[..., Tensor],
-    inputs: Sequence[Tensor],
+    inputs: Tensor | Sequence[Tensor],
     eps: float = 1e-6,
     atol: float = 1e-5,
     rtol: float = 1e-3,
     seed: int = 0,
 ) -> bool:
     """Compare backward() with central differences for every input that requires grad; True, or GradcheckError
-    naming the input, the worst element's index, and both values."""
-    inputs = list(inputs)
-    for k, x in enumerate(inputs):
-        if not isinstance(x, Tensor):
-            raise TypeError(f"gradcheck inputs must be Tensors, input {k} is {type(x).__name__}")
-        if x.requires_grad and x.dtype != np.float64:
-            raise TypeError(f"gradcheck needs float64 inputs (finite differences), input {k} is {x.dtype}")
+    naming the input, the worst element's index, and both values.
+
+    `inputs` is one Tensor or a list/tuple of them (as PyTorch's); those with requires_grad=True must be float64.
+    An output that does not require grad has gradient zero, as in PyTorch: it passes only if fn ignores the inputs.
+    """
+    if not callable(fn):
+        raise TypeError(f"gradcheck: fn must be callable, got {type(fn).__name__}")
+    inputs = _input_list(inputs)
+    for name, value, strictly_positive in (("eps", eps, True), ("atol", atol, False), ("rtol", rtol, False)):
+        _check_tolerance(name, value, strictly_positive)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"gradcheck: seed must be an int, got {type(seed).__name__}")
+    if seed < 0:
+        raise ValueError(f"gradcheck: seed must be >= 0, got {seed}")
     checked = [k for k, x in enumerate(inputs) if x.requires_grad]
     if not checked:
         raise ValueError("gradcheck: no input has requires_grad=True")
 
-    out = fn(*inputs)
+    out = _call(fn, inputs)
     v = np.random.default_rng(seed).standard_normal(out.shape)
     for k in checked:
         inputs[k].grad = None
-    (out * v).sum().backward()
+    if out.requires_grad:  # else no input reaches the output through the graph: every analytic gradient is 0
+        (out * v).sum().backward()
 
     def objective() -> float:
         with no_grad():
-            return float(np.sum(fn(*inputs).data * v))
+            return float(np.sum(_call(fn, inputs).data * v))
 
     for k in checked:
         x = inputs[k]
@@ -64,8 +74,44 @@ def gradcheck(
         if np.any(excess > 0):
             worst = np.unravel_index(int(np.argmax(excess)), x.shape)
             name = f"input {k}" + (f" ({x.name!r})" if x.name else "")
+            hint = "" if out.requires_grad else (
+                "; fn's output does not require grad, so backward() reached no input "
+                "(was it computed under no_grad(), through detach() or through numpy?)"
+            )
             raise GradcheckError(
                 f"gradcheck failed for {name} of shape {x.shape} at index {tuple(int(i) for i in worst)}: "
-                f"analytic {analytic[worst]:.10g}, numeric {numeric[worst]:.10g} (atol={atol}, rtol={rtol})"
+                f"analytic {analytic[worst]:.10g}, numeric {numeric[worst]:.10g} (atol={atol}, rtol={rtol}){hint}"
             )
     return True
+
+
+def _input_list(inputs: Any) -> list[Tensor]:
+    """One Tensor, or a list/tuple of Tensors, each float64 if it requires grad."""
+    if isinstance(inputs, Tensor):
+        return [inputs]
+    if not isinstance(inputs, Sequence) or isinstance(inputs, (str, bytes)):
+        raise TypeError(f"gradcheck: inputs must be a Tensor or a list/tuple of Tensors, got {type(inputs).__name__}")
+    inputs = list(inputs)
+    for k, x in enumerate(inputs):
+        if not isinstance(x, Tensor):
+            raise TypeError(f"gradcheck: inputs must be Tensors, input {k} is {type(x).__name__}")
+        if x.requires_grad and x.dtype != np.float64:
+            raise TypeError(f"gradcheck: inputs that require grad must be float64 (for finite differences), "
+                            f"input {k} is {x.dtype}")
+    return inputs
+
+
+def _check_tolerance(name: str, value: Any, strictly_positive: bool) -> None:
+    """eps must be a finite number > 0, atol and rtol finite numbers >= 0 (a NaN would pass every comparison)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"gradcheck: {name} must be a real number, got {type(value).__name__}")
+    bound = "> 0" if strictly_positive else ">= 0"
+    if not math.isfinite(value) or value < 0 or (strictly_positive and value == 0):
+        raise ValueError(f"gradcheck: {name} must be finite and {bound}, got {value!r}")
+
+
+def _call(fn: Callable[..., Tensor], inputs: list[Tensor]) -> Tensor:
+    out = fn(*inputs)
+    if not isinstance(out, Tensor):
+        raise TypeError(f"gradcheck: fn must return a Tensor, got {type(out).__name__}")
+    return out
