@@ -170,12 +170,12 @@ case("index-[::-1]", lambda a: a[::-1], lambda t, a: a.flip(0), normal(3, 4))
 
 
 def torch_im2col(t, x, kernel_size, stride, dilation):
-    """F.unfold's (N, C·KH·KW, L) rearranged to Tensor.im2col's (C, KH, KW, N, Ho, Wo)."""
+    """F.unfold's (N, C·KH·KW, L) rearranged to Tensor.im2col's (C, KH, KW, Ho, Wo, N)."""
     n, c, h, w = x.shape
     (kh, kw), (sh, sw), (dh, dw) = kernel_size, stride, dilation
     ho, wo = (h - dh * (kh - 1) - 1) // sh + 1, (w - dw * (kw - 1) - 1) // sw + 1
     cols = t.nn.functional.unfold(x, kernel_size, dilation=dilation, stride=stride)
-    return cols.reshape(n, c, kh, kw, ho, wo).permute(1, 2, 3, 0, 4, 5)
+    return cols.reshape(n, c, kh, kw, ho, wo).permute(1, 2, 3, 4, 5, 0)
 
 
 for kernel_size, stride, dilation, shape in [

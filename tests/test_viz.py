@@ -314,7 +314,7 @@ def test_conv_graph_shows_conv2d_as_its_primitives():
         (op,) = dot.children(node)
         sequence.append(dot.nodes[op]["label"].strip('"'))
         (node,) = dot.children(op)
-    assert sequence == ["pad", "im2col", "reshape", "@", "reshape", "permute 1,0,2,3", "+", "Σ"]
+    assert sequence == ["pad", "im2col", "reshape", "@", "reshape", "permute 3,0,1,2", "+", "Σ"]
     assert dot.text(dot.named("x")).endswith("grad 10 10 6 10 10 6 7 7 4")
     assert dot.text(dot.named("weight")).startswith("weight (1,1,2,2) data 1 2 3 4 grad")
     assert dot.text(dot.named("bias")) == "bias (1,) data 1 grad 9"

@@ -1,7 +1,7 @@
 """Layers as compositions of primitive ops: nothing here has a backward of its own.
 
 conv2d is pad → im2col (ops.Unfold) → matmul → reshape (+ bias). With X the input, W the weight
-reshaped to (Cout, Cin·KH·KW) and cols = im2col(pad(X)) of shape (Cin·KH·KW, N·Ho·Wo):
+reshaped to (Cout, Cin·KH·KW) and cols = im2col(pad(X)) of shape (Cin·KH·KW, Ho·Wo·N):
 
     Y = W · cols                        forward: every output pixel is one kernel window · weights
     dL/dW = dL/dY · colsᵀ               MatMul's rule for its left operand: the im2col weight gradient
@@ -71,10 +71,10 @@ def conv2d(
     ho = output_size(h, padding[0], kh, stride[0], dilation[0], "input height")
     wo = output_size(w, padding[1], kw, stride[1], dilation[1], "input width")
 
-    cols = _pad_spatial(x, padding).im2col((kh, kw), stride, dilation)  # (Cin, KH, KW, N, Ho, Wo)
-    cols = cols.reshape(groups, c_in // groups * kh * kw, n * ho * wo)
-    out = weight.reshape(groups, c_out // groups, c_in // groups * kh * kw) @ cols  # (G, Cout/G, N·Ho·Wo)
-    out = out.reshape(c_out, n, ho, wo).permute(1, 0, 2, 3)
+    cols = _pad_spatial(x, padding).im2col((kh, kw), stride, dilation)  # (Cin, KH, KW, Ho, Wo, N)
+    cols = cols.reshape(groups, c_in // groups * kh * kw, ho * wo * n)
+    out = weight.reshape(groups, c_out // groups, c_in // groups * kh * kw) @ cols  # (G, Cout/G, Ho·Wo·N)
+    out = out.reshape(c_out, ho, wo, n).permute(3, 0, 1, 2)  # (N, Cout, Ho, Wo), batch-last in memory: see Unfold
     if bias is not None:
         out = out + _bias(bias, c_out, x.dtype).reshape(1, c_out, 1, 1)
     return out
@@ -96,8 +96,8 @@ def unfold(
     n, c, h, w = x.shape
     ho = output_size(h, padding[0], kernel_size[0], stride[0], dilation[0], "input height")
     wo = output_size(w, padding[1], kernel_size[1], stride[1], dilation[1], "input width")
-    cols = _pad_spatial(x, padding).im2col(kernel_size, stride, dilation)  # (C, KH, KW, N, Ho, Wo)
-    return cols.permute(3, 0, 1, 2, 4, 5).reshape(n, c * kernel_size[0] * kernel_size[1], ho * wo)
+    cols = _pad_spatial(x, padding).im2col(kernel_size, stride, dilation)  # (C, KH, KW, Ho, Wo, N)
+    return cols.permute(5, 0, 1, 2, 3, 4).reshape(n, c * kernel_size[0] * kernel_size[1], ho * wo)
 
 
 def _pool(x: Tensor, kernel_size: Any, stride: Any, padding: Any, pad_value: float, reduce: str) -> Tensor:
@@ -116,9 +116,9 @@ def _pool(x: Tensor, kernel_size: Any, stride: Any, padding: Any, pad_value: flo
     ho = output_size(h, (ph, ph), kernel_size[0], stride[0], 1, "input height")
     wo = output_size(w, (pw, pw), kernel_size[1], stride[1], 1, "input width")
     cols = _pad_spatial(x, ((ph, ph), (pw, pw)), pad_value).im2col(kernel_size, stride)
-    windows = cols.reshape(c, kernel_size[0] * kernel_size[1], n, ho, wo)
-    pooled = windows.max(axis=1) if reduce == "max" else windows.mean(axis=1)  # (C, N, Ho, Wo)
-    return pooled.permute(1, 0, 2, 3)
+    windows = cols.reshape(c, kernel_size[0] * kernel_size[1], ho, wo, n)
+    pooled = windows.max(axis=1) if reduce == "max" else windows.mean(axis=1)  # (C, Ho, Wo, N)
+    return pooled.permute(3, 0, 1, 2)
 
 
 def max_pool2d(input: Tensor, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None,

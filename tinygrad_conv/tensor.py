@@ -426,7 +426,7 @@ class Tensor:
 
     def im2col(self, kernel_size: tuple[int, int], stride: tuple[int, int] = (1, 1),
                dilation: tuple[int, int] = (1, 1)) -> Tensor:
-        """Kernel windows of a (N, C, H, W) tensor as columns (C, KH, KW, N, Ho, Wo) — see ops.Unfold."""
+        """Kernel windows of a (N, C, H, W) tensor as columns (C, KH, KW, Ho, Wo, N) — see ops.Unfold."""
         if self.ndim != 4:
             raise ValueError(f"im2col expects a 4-D input (N, C, H, W), got shape {self.shape}")
         kernel_size, stride = pair(kernel_size, "kernel_size"), pair(stride, "stride")
