@@ -572,3 +572,15 @@ def test_bad_op_arguments_raise_value_error_naming_the_problem(problem):
 def test_bad_layer_arguments_raise_an_error_naming_the_problem(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+def test_conv_outputs_stay_batch_last_in_memory_through_bias_relu_and_pad():
+    # Unfold's columns are (C, KH, KW, Ho, Wo, N); conv2d's output is a (N, C, H, W) view of (C, H, W, N) memory, and
+    # bias, ReLU and Pad keep that order, so the next layer's im2col reads its input without a transposing copy.
+    x = Tensor(np.ones((4, 2, 5, 5), np.float32))
+    weight, bias = Tensor(np.ones((3, 2, 3, 3), np.float32)), Tensor(np.ones(3, np.float32))
+    y = functional.conv2d(x, weight, bias, padding=1).relu()
+    padded = y.pad(((0, 0), (0, 0), (1, 1), (1, 1)))
+    for t in (y, padded):
+        assert t.data.transpose(1, 2, 3, 0).flags.c_contiguous
+    assert np.shares_memory(ops._batch_last(padded.data), padded.data)  # a view, not a copy

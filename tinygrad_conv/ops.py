@@ -304,7 +304,8 @@ class Pad(Op):
 
     def forward(self, a, pad_width, value=0.0):
         self.inside = tuple(slice(before, before + n) for (before, _), n in zip(pad_width, a.shape))
-        out = np.full([n + before + after for n, (before, after) in zip(a.shape, pad_width)], value, a.dtype)
+        # full_like keeps a's memory order (a batch-last conv output stays batch-last for the next Unfold)
+        out = np.full_like(a, value, shape=[n + before + after for n, (before, after) in zip(a.shape, pad_width)])
         out[self.inside] = a
         return out
 
