@@ -259,7 +259,9 @@ class Max(Op):
 
     def backward(self, grad_output):
         a, grad_output = self.a, grad_output.reshape(self.out.shape)
-        maxima = (a == self.out) | np.isnan(a)  # a NaN only where the window's max is NaN
+        maxima = a == self.out
+        if np.isnan(self.out).any():  # a window holding NaN has max NaN: its NaNs are the maxima
+            maxima |= np.isnan(a)
         if self.ties == "split":
             count = maxima.sum(axis=self.axes, keepdims=True, dtype=grad_output.dtype)
             return (maxima * (grad_output / count),)
