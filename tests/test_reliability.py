@@ -154,7 +154,16 @@ BAD_INPUTS = {  # problem: (call, error type, regex the message must match)
         ValueError, esc("linear expects a 2-D weight (out_features, in_features), got shape (3,)")),
     "log_softmax axis out of range": (
         lambda: F.log_softmax(ones(2, 3), axis=2),
-        ValueError, esc("log_softmax: axis must be an int in [-2, 2) for input of shape (2, 3), got 2")),
+        ValueError, esc("log_softmax: axis must be in [-2, 2) for input of shape (2, 3), got 2")),
+    "log_softmax axis a float": (
+        lambda: F.log_softmax(ones(2, 3), axis=1.0),
+        TypeError, "log_softmax: axis must be an int, got 1.0"),
+    "conv2d groups a float": (
+        lambda: F.conv2d(ones(1, 2, 4, 4), ones(2, 1, 3, 3), groups=2.0),
+        TypeError, "groups must be a positive int, got 2.0"),
+    "reshape to a float size": (
+        lambda: ones(2, 3).reshape(2.5, -1),
+        TypeError, esc("reshape needs ints >= 0 and at most one -1, got (2.5, -1)")),
     "cross_entropy negative target": (
         lambda: F.cross_entropy(ones(2, 3), [-1, 0]),
         ValueError, esc("target values must be class indices in [0, 3), got min -1 and max 0")),

@@ -72,7 +72,9 @@ def check_conv_shapes(input_shape: tuple, weight_shape: tuple, groups: object) -
     if 0 in tuple(weight_shape):
         raise ValueError(f"conv2d weight (Cout, Cin/groups, KH, KW) must have every dimension >= 1, got shape "
                          f"{tuple(weight_shape)}")
-    if isinstance(groups, bool) or not isinstance(groups, numbers.Integral) or groups < 1:
+    if isinstance(groups, bool) or not isinstance(groups, numbers.Integral):
+        raise TypeError(f"groups must be a positive int, got {groups!r}")
+    if groups < 1:
         raise ValueError(f"groups must be a positive int, got {groups!r}")
     n, c_in, _, _ = input_shape
     c_out, c_per_group, _, _ = weight_shape

@@ -165,9 +165,10 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     """log softmax(x) = x − m − log Σ exp(x − m), m = max(x) along axis (a constant: the result does not depend
     on it, so it carries no gradient). Finite for logits of ±1e4."""
     x = _tensor(x, "x")
-    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or not -x.ndim <= axis < x.ndim:
-        raise ValueError(f"log_softmax: axis must be an int in [{-x.ndim}, {x.ndim}) for input of shape {x.shape}, "
-                         f"got {axis!r}")
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"log_softmax: axis must be an int, got {axis!r}")
+    if not -x.ndim <= axis < x.ndim:
+        raise ValueError(f"log_softmax: axis must be in [{-x.ndim}, {x.ndim}) for input of shape {x.shape}, got {axis}")
     shifted = x - x.data.max(axis=axis, keepdims=True)
     return shifted - shifted.exp().sum(axis=axis, keepdims=True).log()
 

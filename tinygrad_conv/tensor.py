@@ -466,7 +466,9 @@ def _axis_arg(axis: Any, reduction: str) -> Any:
 def _reshape_target(old: tuple[int, ...], shape: tuple) -> tuple[int, ...]:
     """`shape` with its one allowed -1 filled in; a clear error unless it holds as many elements as `old`."""
     size = math.prod(old)
-    if any(isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < -1 for n in shape) or shape.count(-1) > 1:
+    if not all(_is_int(n) for n in shape):
+        raise TypeError(f"reshape needs ints >= 0 and at most one -1, got {shape}")
+    if any(n < -1 for n in shape) or shape.count(-1) > 1:
         raise ValueError(f"reshape needs ints >= 0 and at most one -1, got {shape}")
     known = math.prod(n for n in shape if n != -1)
     if -1 in shape and known and size % known == 0:
