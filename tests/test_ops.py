@@ -583,4 +583,18 @@ def test_conv_outputs_stay_batch_last_in_memory_through_bias_relu_and_pad():
     padded = y.pad(((0, 0), (0, 0), (1, 1), (1, 1)))
     for t in (y, padded):
         assert t.data.transpose(1, 2, 3, 0).flags.c_contiguous
-    assert np.shares_memory(ops._batch_last(padded.data), padded.data)  # a view, not a copy
+    assert np.shares_memory(ops.c_order(padded.data.transpose(1, 2, 3, 0)), padded.data)  # a view, not a copy
+
+
+@pytest.mark.parametrize("shape", [(4, 3, 5, 6), (64, 1, 16, 16), (1, 2, 3, 1), (3, 7)])
+def test_c_order_copies_transposed_arrays_exactly_and_leaves_c_order_ones_alone(shape):
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    n = x.ndim
+    for axes in [(*range(1, n), 0), (n - 1, *range(n - 1)), tuple(reversed(range(n)))]:
+        for a in (x.transpose(axes), np.ascontiguousarray(x.transpose(axes)).transpose(np.argsort(axes))):
+            copied = ops.c_order(a)
+            assert copied.flags.c_contiguous
+            assert copied is a if a.flags.c_contiguous else not np.shares_memory(copied, a)
+            np.testing.assert_array_equal(copied, a)
+    assert ops.c_order(x) is x
+    np.testing.assert_array_equal(ops.c_order(x[..., ::2]), x[..., ::2])
