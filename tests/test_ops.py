@@ -598,3 +598,13 @@ def test_c_order_copies_transposed_arrays_exactly_and_leaves_c_order_ones_alone(
             np.testing.assert_array_equal(copied, a)
     assert ops.c_order(x) is x
     np.testing.assert_array_equal(ops.c_order(x[..., ::2]), x[..., ::2])
+
+
+def test_a_leaf_gets_its_own_c_order_grad_even_from_batch_last_memory():
+    x = Tensor(np.ones((4, 2, 5, 5)), requires_grad=True)
+    weight = Tensor(np.ones((3, 2, 3, 3)), requires_grad=True)
+    y = functional.conv2d(x, weight, padding=1)
+    grad_output = np.ones(y.shape)
+    y.backward(grad_output)
+    assert x.grad.flags.c_contiguous and weight.grad.flags.c_contiguous
+    assert not np.shares_memory(weight.grad, grad_output)

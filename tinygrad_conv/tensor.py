@@ -194,8 +194,11 @@ class Tensor:
     def _accumulate(self, grad: np.ndarray) -> None:
         grad = grad.astype(self.dtype, copy=False)
         if self.grad is None:
-            # A rule may pass its grad_output straight through (Add, Reshape), so own a copy on leaves.
-            self.grad = grad.copy() if self._ctx is None else grad
+            # A rule may pass its grad_output straight through (Add, Reshape), so a leaf owns a C-order copy.
+            if self._ctx is None:
+                copied = ops.c_order(grad)
+                grad = grad.copy() if copied is grad else copied
+            self.grad = grad
         else:
             self.grad = self.grad + grad
 
