@@ -205,6 +205,16 @@ class OpReplay:
         self._patch(lambda method: lambda op, *args, **kwargs: next(replay))
 
 
+def step_timing_the_optimizer(trainer: Ours, images: np.ndarray, labels: np.ndarray) -> float:
+    """One training step; returns the seconds its optimizer.step() took."""
+    loss = F.cross_entropy(trainer.model(Tensor(images)), labels)
+    trainer.optimizer.zero_grad()
+    loss.backward()
+    started = time.perf_counter()
+    trainer.optimizer.step()
+    return time.perf_counter() - started
+
+
 def bookkeeping_seconds(trainer: Ours, batches: list) -> tuple[float, float]:
     """(seconds per step with every primitive replayed, of which optimizer.step()), over the same batches twice:
     recorded, then replayed (the replayed results do not depend on what the glue computes, e.g. dropout's mask)."""
@@ -214,14 +224,8 @@ def bookkeeping_seconds(trainer: Ours, batches: list) -> tuple[float, float]:
         for images, labels in batches:
             trainer.step(images, labels)
         replay.replaying()
-        optimizer_seconds, started = 0.0, time.perf_counter()
-        for images, labels in batches:
-            loss = F.cross_entropy(trainer.model(Tensor(images)), labels)
-            trainer.optimizer.zero_grad()
-            loss.backward()
-            optimizer_started = time.perf_counter()
-            trainer.optimizer.step()
-            optimizer_seconds += time.perf_counter() - optimizer_started
+        started = time.perf_counter()
+        optimizer_seconds = sum(step_timing_the_optimizer(trainer, images, labels) for images, labels in batches)
         total = time.perf_counter() - started
     finally:
         replay.restore()
@@ -242,13 +246,7 @@ def profile_steps(split, seed: int, batch_size: int, steps: int) -> None:
         timers.seconds.clear(), timers.calls.clear()
         started = time.perf_counter()
         for _ in range(steps):
-            images, labels = next(stream)
-            loss = F.cross_entropy(trainer.model(Tensor(images)), labels)
-            trainer.optimizer.zero_grad()
-            loss.backward()
-            optimizer_started = time.perf_counter()
-            trainer.optimizer.step()
-            optimizer_seconds += time.perf_counter() - optimizer_started
+            optimizer_seconds += step_timing_the_optimizer(trainer, *next(stream))
         timed_step = (time.perf_counter() - started) / steps
     in_ops = sum(timers.seconds.values()) / steps
     in_optimizer = optimizer_seconds / steps

@@ -282,6 +282,7 @@ def test_max_routes_the_gradient_to_the_first_maximum_on_ties_like_torch_max_dim
     (out_t * torch.tensor(v)).sum().backward()
     np.testing.assert_array_equal(out.data, out_t.detach().numpy())
     np.testing.assert_array_equal(x.grad, x_t.grad.numpy())
+    assert np.count_nonzero(x.grad) == out.size  # one element per window, even where several tie
 
 
 def test_max_over_axes_routes_the_gradient_to_the_first_maximum_in_c_order_and_over_all_splits_it():
@@ -321,9 +322,16 @@ def test_max_pool2d_over_many_tied_zeros_matches_torch_gradient_exactly(kernel_s
 # ---------------------------------------------------------------- cross-entropy stays finite
 
 
-def test_cross_entropy_with_logits_of_plus_minus_1e4_is_finite_and_matches_torch(torch):
-    logits = np.array([[1e4, -1e4, 0.0], [-1e4, 1e4, 1e4], [-1e4, -1e4, -1e4], [0.0, 1e4, -1e4]])
-    target = np.array([1, 2, 0, 0])
+@pytest.mark.parametrize(
+    ("logits", "target"),
+    [
+        ([[1e4, -1e4, 0.0], [-1e4, 1e4, 1e4], [-1e4, -1e4, -1e4], [0.0, 1e4, -1e4]], [1, 2, 0, 0]),
+        ([[1.0, -np.inf, 0.5], [-np.inf, 2.0, -1.0]], [0, 1]),  # a class ruled out: no 0·(−inf) = NaN
+    ],
+    ids=["logits of ±1e4", "a logit of -inf"],
+)
+def test_cross_entropy_with_extreme_logits_is_finite_and_matches_torch(logits, target, torch):
+    logits, target = np.array(logits), np.array(target)
     x = Tensor(logits, requires_grad=True)
     loss = functional.cross_entropy(x, target)
     loss.backward()
