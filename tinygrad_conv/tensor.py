@@ -469,6 +469,8 @@ def _axis_arg(axis: Any, reduction: str) -> Any:
 def _reshape_target(old: tuple[int, ...], shape: tuple) -> tuple[int, ...]:
     """`shape` with its one allowed -1 filled in; a clear error unless it holds as many elements as `old`."""
     size = math.prod(old)
+    if all(type(n) is int and n >= 0 for n in shape) and math.prod(shape) == size:  # the common case, checked fast
+        return shape
     if not all(_is_int(n) for n in shape):
         raise TypeError(f"reshape needs ints >= 0 and at most one -1, got {shape}")
     if any(n < -1 for n in shape) or shape.count(-1) > 1:
