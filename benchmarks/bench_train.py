@@ -20,6 +20,7 @@ from common import SETTLE, fmt, import_torch, median, parse_args, pct, print_hea
 import tinygrad_conv
 from tinygrad_conv import Tensor, data, nn, ops
 from tinygrad_conv import functional as F
+from tinygrad_conv import tensor as tensor_module
 from tinygrad_conv.train import TrainConfig, build_model, make_optimizer, predict
 
 # ---------------------------------------------------------------- the two trainers
@@ -215,21 +216,35 @@ def step_timing_the_optimizer(trainer: Ours, images: np.ndarray, labels: np.ndar
     return time.perf_counter() - started
 
 
-def bookkeeping_seconds(trainer: Ours, batches: list) -> tuple[float, float]:
-    """(seconds per step with every primitive replayed, of which optimizer.step()), over the same batches twice:
-    recorded, then replayed (the replayed results do not depend on what the glue computes, e.g. dropout's mask)."""
-    replay = OpReplay()
+def bookkeeping_seconds(trainer: Ours, batches: list) -> dict[str, float]:
+    """Seconds per step with every primitive replayed: 'step', and of it 'optimizer' (optimizer.step()), 'dropout'
+    (F.dropout: drawing the random mask) and 'unbroadcast' (the engine's gradient sums), the numpy work that is
+    left outside the primitives. The same batches run twice: recorded, then replayed (the replayed results do not
+    depend on what the glue computes, e.g. dropout's mask)."""
+    replay, seconds = OpReplay(), {"optimizer": 0.0, "dropout": 0.0, "unbroadcast": 0.0}
+
+    def timing(name, function):
+        def timed(*args, **kwargs):
+            started = time.perf_counter()
+            result = function(*args, **kwargs)
+            seconds[name] += time.perf_counter() - started
+            return result
+        return timed
+
+    dropout, unbroadcast = F.dropout, tensor_module.unbroadcast
     try:
         replay.recording()
         for images, labels in batches:
             trainer.step(images, labels)
         replay.replaying()
+        F.dropout, tensor_module.unbroadcast = timing("dropout", dropout), timing("unbroadcast", unbroadcast)
         started = time.perf_counter()
-        optimizer_seconds = sum(step_timing_the_optimizer(trainer, images, labels) for images, labels in batches)
-        total = time.perf_counter() - started
+        seconds["optimizer"] = sum(step_timing_the_optimizer(trainer, images, labels) for images, labels in batches)
+        seconds["step"] = time.perf_counter() - started
     finally:
         replay.restore()
-    return total / len(batches), optimizer_seconds / len(batches)
+        F.dropout, tensor_module.unbroadcast = dropout, unbroadcast
+    return {name: value / len(batches) for name, value in seconds.items()}
 
 
 def profile_steps(split, seed: int, batch_size: int, steps: int) -> None:
@@ -251,8 +266,9 @@ def profile_steps(split, seed: int, batch_size: int, steps: int) -> None:
     in_ops = sum(timers.seconds.values()) / steps
     in_optimizer = optimizer_seconds / steps
     rest = plain - in_ops - in_optimizer
-    replayed_step, replayed_optimizer = bookkeeping_seconds(trainer, [next(stream) for _ in range(steps)])
-    direct = replayed_step - replayed_optimizer
+    replayed = bookkeeping_seconds(trainer, [next(stream) for _ in range(steps)])
+    direct = replayed["step"] - replayed["optimizer"]
+    python_alone = direct - replayed["dropout"] - replayed["unbroadcast"]
 
     print(f"(a) where one training step goes (batch {batch_size}, {steps} steps)")
     print("    method: every primitive's forward/backward (ops.py) runs inside a timer; those bodies are the numpy")
@@ -267,6 +283,11 @@ def profile_steps(split, seed: int, batch_size: int, steps: int) -> None:
         ["  optimizer.step()", fmt(1e3 * in_optimizer, 3), pct(in_optimizer / plain)],
         ["  graph bookkeeping (the rest)", fmt(1e3 * rest, 3), pct(rest / plain)],
         ["  graph bookkeeping (direct: primitives replayed)", fmt(1e3 * direct, 3), pct(direct / plain)],
+        ["    of which dropout's random mask (numpy)", fmt(1e3 * replayed["dropout"], 3),
+         pct(replayed["dropout"] / plain)],
+        ["    of which unbroadcast's gradient sums (numpy)", fmt(1e3 * replayed["unbroadcast"], 3),
+         pct(replayed["unbroadcast"] / plain)],
+        ["    the rest: Python alone", fmt(1e3 * python_alone, 3), pct(python_alone / plain)],
         ["step with the timers (their own cost included)", fmt(1e3 * timed_step, 3), "-"],
         ["step at batch 1, no timers (cross-check)", fmt(1e3 * one, 3), f"{pct(one / plain)} of a full step"],
     ]
