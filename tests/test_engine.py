@@ -18,22 +18,19 @@ from tinygrad_conv import Tensor, functional, gradcheck, is_grad_enabled, no_gra
 # ---------------------------------------------------------------- micrograd's own tests
 
 
-def test_micrograd_sanity_check_matches_torch(torch):
-    x = Tensor(-4.0, requires_grad=True)
+def micrograd_sanity_expression(x):
+    """micrograd's test_sanity_check expression; the same code runs on our Tensor and on torch's."""
     z = 2 * x + 2 + x
     q = z.relu() + z * x
     h = (z * z).relu()
-    y = h + q + q * x
-    y.backward()
-    xmg, ymg = x, y
+    return h + q + q * x
 
-    x = torch.tensor(-4.0, requires_grad=True)
-    z = 2 * x + 2 + x
-    q = z.relu() + z * x
-    h = (z * z).relu()
-    y = h + q + q * x
-    y.backward()
-    xpt, ypt = x, y
+
+def test_micrograd_sanity_check_matches_torch(torch):
+    xmg, xpt = Tensor(-4.0, requires_grad=True), torch.tensor(-4.0, requires_grad=True)
+    ymg, ypt = micrograd_sanity_expression(xmg), micrograd_sanity_expression(xpt)
+    ymg.backward()
+    ypt.backward()
 
     assert ymg.shape == () and xmg.grad.shape == ()
     assert ymg.item() == ypt.item()  # integers all the way: exact
