@@ -212,7 +212,7 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, rng: np.random
     if not training or p == 0:
         return x
     keep = (rng or np.random.default_rng()).random(x.shape) >= p
-    return x * (keep / (1 - p)).astype(x.dtype)
+    return x * (keep * x.dtype.type(1 / (1 - p)))  # the mask: 0 or 1/(1 − p), in x's dtype
 
 
 def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
