@@ -396,15 +396,15 @@ def c_order(a: np.ndarray) -> np.ndarray:
     if a.flags.c_contiguous:
         return a
     moved_last, moved_first = [*range(1, a.ndim), 0], [a.ndim - 1, *range(a.ndim - 1)]
-    if a.ndim >= 2 and a.transpose(moved_last).flags.c_contiguous:  # memory (..., N)
-        source, out = a.transpose(moved_last).reshape(-1, a.shape[0]), np.empty(a.shape, a.dtype)
-        _transpose(source, out.reshape(a.shape[0], -1))
-        return out
-    if a.ndim >= 2 and a.transpose(moved_first).flags.c_contiguous:  # memory (last, ...)
-        source, out = a.transpose(moved_first).reshape(a.shape[-1], -1), np.empty(a.shape, a.dtype)
-        _transpose(source, out.reshape(-1, a.shape[-1]))
-        return out
-    return np.ascontiguousarray(a)
+    if a.ndim >= 2 and a.transpose(moved_last).flags.c_contiguous:  # memory (..., N): a 2-D (rest, N)
+        source = a.transpose(moved_last).reshape(-1, a.shape[0])
+    elif a.ndim >= 2 and a.transpose(moved_first).flags.c_contiguous:  # memory (last, ...): a 2-D (last, rest)
+        source = a.transpose(moved_first).reshape(a.shape[-1], -1)
+    else:
+        return np.ascontiguousarray(a)
+    out = np.empty(a.shape, a.dtype)
+    _transpose(source, out.reshape(source.shape[::-1]))
+    return out
 
 
 def _transpose(source: np.ndarray, target: np.ndarray) -> None:
