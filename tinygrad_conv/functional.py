@@ -165,10 +165,7 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     """log softmax(x) = x − m − log Σ exp(x − m), m = max(x) along axis (a constant: the result does not depend
     on it, so it carries no gradient). Finite for logits of ±1e4."""
     x = _tensor(x, "x")
-    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
-        raise TypeError(f"log_softmax: axis must be an int, got {axis!r}")
-    if not -x.ndim <= axis < x.ndim:
-        raise ValueError(f"log_softmax: axis must be in [{-x.ndim}, {x.ndim}) for input of shape {x.shape}, got {axis}")
+    axis = _axis(axis, "log_softmax: axis", x.ndim, x.shape)
     shifted = x - x.data.max(axis=axis, keepdims=True)
     return shifted - shifted.exp().sum(axis=axis, keepdims=True).log()
 
@@ -219,20 +216,21 @@ def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     """(d0, …, d_s, …, d_e, …) → (d0, …, d_s·…·d_e, …): axes start_dim..end_dim merged into one, as torch.flatten."""
     x = _tensor(input, "input")
     ndim = max(x.ndim, 1)  # a 0-d tensor flattens to shape (1,), as in PyTorch
-    start, end = (_dim(d, name, ndim, x.shape) for d, name in ((start_dim, "start_dim"), (end_dim, "end_dim")))
+    start = _axis(start_dim, "flatten: start_dim", ndim, x.shape)
+    end = _axis(end_dim, "flatten: end_dim", ndim, x.shape)
     if start > end:
         raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for input of shape {x.shape}")
     shape = x.shape or (1,)
     return x.reshape(*shape[:start], math.prod(shape[start:end + 1]), *shape[end + 1:])
 
 
-def _dim(dim: Any, name: str, ndim: int, shape: tuple[int, ...]) -> int:
-    """dim as a non-negative axis of a tensor with ndim axes, or a clear error."""
-    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
-        raise TypeError(f"flatten: {name} must be an int, got {dim!r}")
-    if not -ndim <= dim < ndim:
-        raise ValueError(f"flatten: {name} must be in [{-ndim}, {ndim}) for input of shape {shape}, got {dim}")
-    return int(dim) % ndim
+def _axis(axis: Any, what: str, ndim: int, shape: tuple[int, ...]) -> int:
+    """axis as a non-negative axis of a tensor with ndim axes, or an error naming `what` ("flatten: end_dim")."""
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"{what} must be an int, got {axis!r}")
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"{what} must be in [{-ndim}, {ndim}) for input of shape {shape}, got {axis}")
+    return int(axis) % ndim
 
 
 __all__: Sequence[str] = ["conv2d", "unfold", "max_pool2d", "avg_pool2d", "relu", "linear", "log_softmax",
