@@ -146,64 +146,70 @@ def step_seconds(trainer: Ours, batch_size: int, steps: int, seed: int) -> float
     return (time.perf_counter() - started) / steps
 
 
-class OpTimers:
-    """Wraps every primitive's forward and backward (ops.py) in a timer, as a context manager: seconds and calls per
-    'Op.forward' / 'Op.backward'. Those bodies are the numpy kernels (plus numpy's per-call overhead)."""
+def timing(function, seconds: dict[str, float], key: str, calls: dict[str, int] | None = None):
+    """function, adding the seconds each call takes to seconds[key] (and counting calls[key])."""
+    def timed_function(*args, **kwargs):
+        started = time.perf_counter()
+        result = function(*args, **kwargs)
+        seconds[key] = seconds.get(key, 0.0) + time.perf_counter() - started
+        if calls is not None:
+            calls[key] = calls.get(key, 0) + 1
+        return result
 
-    def __enter__(self) -> OpTimers:
-        self.seconds: dict[str, float] = {}
-        self.calls: dict[str, int] = {}
-        self.saved = [(cls, name, getattr(cls, name)) for cls in ops.Op.__subclasses__()
-                      for name in ("forward", "backward")]
-        for cls, name, method in self.saved:
-            setattr(cls, name, self._timed(f"{cls.__name__}.{name}", method))
-        return self
-
-    def _timed(self, key: str, method):
-        def timed_method(op, *args, **kwargs):
-            started = time.perf_counter()
-            result = method(op, *args, **kwargs)
-            self.seconds[key] = self.seconds.get(key, 0.0) + time.perf_counter() - started
-            self.calls[key] = self.calls.get(key, 0) + 1
-            return result
-
-        return timed_method
-
-    def __exit__(self, *exc: object) -> None:
-        for cls, name, method in self.saved:
-            setattr(cls, name, method)
+    return timed_function
 
 
-class OpReplay:
-    """Records every primitive's forward/backward result over some steps, then replays them: inside `replaying()`
-    each primitive returns its recorded result without computing anything, so a step's time is the engine and glue
-    alone (Tensor._apply, backward()'s walk, unbroadcast's sums, module and functional code, argument checks)."""
+class PrimitivePatch:
+    """Replaces every primitive's forward and backward (ops.py) by make(method, 'Op.forward'); restore() undoes it."""
 
     def __init__(self) -> None:
-        self.results: list = []
         self.saved = [(cls, name, getattr(cls, name)) for cls in ops.Op.__subclasses__()
                       for name in ("forward", "backward")]
 
-    def _patch(self, make) -> None:
+    def patch(self, make) -> None:
         for cls, name, method in self.saved:
-            setattr(cls, name, make(method))
+            setattr(cls, name, make(method, f"{cls.__name__}.{name}"))
 
     def restore(self) -> None:
         for cls, name, method in self.saved:
             setattr(cls, name, method)
 
+
+class OpTimers(PrimitivePatch):
+    """Every primitive's forward and backward in a timer, as a context manager: seconds and calls per
+    'Op.forward' / 'Op.backward'. Those bodies are the numpy kernels (plus numpy's per-call overhead)."""
+
+    def __enter__(self) -> OpTimers:
+        self.seconds: dict[str, float] = {}
+        self.calls: dict[str, int] = {}
+        self.patch(lambda method, key: timing(method, self.seconds, key, self.calls))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.restore()
+
+
+class OpReplay(PrimitivePatch):
+    """Records every primitive's forward/backward result over some steps, then replays them: after `replaying()`
+    each primitive returns its recorded result without computing anything, so a step's time is the engine and glue
+    alone (Tensor._apply, backward()'s walk, unbroadcast's sums, module and functional code, argument checks)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.results: list = []
+
     def recording(self) -> None:
-        def make(method):
+        def make(method, key):
             def recorded(op, *args, **kwargs):
                 result = method(op, *args, **kwargs)
                 self.results.append(result)
                 return result
             return recorded
-        self._patch(make)
+        self.patch(make)
 
     def replaying(self) -> None:
         replay = iter(self.results)
-        self._patch(lambda method: lambda op, *args, **kwargs: next(replay))
+        self.patch(lambda method, key: lambda op, *args, **kwargs: next(replay))
 
 
 def step_timing_the_optimizer(trainer: Ours, images: np.ndarray, labels: np.ndarray) -> float:
@@ -222,22 +228,14 @@ def bookkeeping_seconds(trainer: Ours, batches: list) -> dict[str, float]:
     left outside the primitives. The same batches run twice: recorded, then replayed (the replayed results do not
     depend on what the glue computes, e.g. dropout's mask)."""
     replay, seconds = OpReplay(), {"optimizer": 0.0, "dropout": 0.0, "unbroadcast": 0.0}
-
-    def timing(name, function):
-        def timed(*args, **kwargs):
-            started = time.perf_counter()
-            result = function(*args, **kwargs)
-            seconds[name] += time.perf_counter() - started
-            return result
-        return timed
-
     dropout, unbroadcast = F.dropout, tensor_module.unbroadcast
     try:
         replay.recording()
         for images, labels in batches:
             trainer.step(images, labels)
         replay.replaying()
-        F.dropout, tensor_module.unbroadcast = timing("dropout", dropout), timing("unbroadcast", unbroadcast)
+        F.dropout = timing(dropout, seconds, "dropout")
+        tensor_module.unbroadcast = timing(unbroadcast, seconds, "unbroadcast")
         started = time.perf_counter()
         seconds["optimizer"] = sum(step_timing_the_optimizer(trainer, images, labels) for images, labels in batches)
         seconds["step"] = time.perf_counter() - started
