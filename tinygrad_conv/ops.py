@@ -295,11 +295,11 @@ class Permute(Op):
     """y = a with its axes reordered;  the gradient gets the inverse order."""
 
     def forward(self, a, axes):
-        self.axes = axes
+        self.axes, self.inverse = axes, tuple(sorted(range(len(axes)), key=axes.__getitem__))  # inverse[axes[k]] = k
         return a.transpose(axes)
 
     def backward(self, grad_output):
-        return (grad_output.transpose(np.argsort(self.axes)),)
+        return (grad_output.transpose(self.inverse),)
 
 
 class Pad(Op):
@@ -379,7 +379,7 @@ class Unfold(Op):
         grad = np.zeros((c, h, w, n), grad_output.dtype)
         for i, rows in enumerate(self.rows):
             for j, columns in enumerate(self.columns):
-                _put(grad[:, rows, columns], grad_output[:, i, j], self.overlapping)
+                _put(grad[:, rows, columns], grad_output[:, i, j], self.overlapping and (i, j) != (0, 0))
         return (grad.transpose(3, 0, 1, 2),)
 
 
