@@ -594,7 +594,7 @@ def test_conv_outputs_stay_batch_last_in_memory_through_bias_relu_and_pad():
     assert np.shares_memory(ops.c_order(padded.data.transpose(1, 2, 3, 0)), padded.data)  # a view, not a copy
 
 
-@pytest.mark.parametrize("shape", [(4, 3, 5, 6), (64, 1, 16, 16), (1, 2, 3, 1), (3, 7)])
+@pytest.mark.parametrize("shape", [(4, 3, 5, 6), (64, 1, 16, 16), (16, 8, 8, 64), (1, 2, 3, 1), (3, 7)])
 def test_c_order_copies_transposed_arrays_exactly_and_leaves_c_order_ones_alone(shape):
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     n = x.ndim
@@ -606,6 +606,10 @@ def test_c_order_copies_transposed_arrays_exactly_and_leaves_c_order_ones_alone(
             np.testing.assert_array_equal(copied, a)
     assert ops.c_order(x) is x
     np.testing.assert_array_equal(ops.c_order(x[..., ::2]), x[..., ::2])
+    if n == 4:  # a cropped batch-last array seen as (N, C, H, W), as a padded input's gradient
+        cropped = x[:, 1:-1, 1:, :].transpose(3, 0, 1, 2)
+        np.testing.assert_array_equal(ops.c_order(cropped), cropped)
+        assert ops.c_order(cropped).flags.c_contiguous
 
 
 def test_a_leaf_gets_its_own_c_order_grad_even_from_batch_last_memory():
