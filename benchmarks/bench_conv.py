@@ -4,13 +4,17 @@ time numpy's BLAS needs for the conv's three GEMMs alone.
     python benchmarks/bench_conv.py [--quick] [--interleave block|call]
 
 One repeat = forward, then backward of a fixed random grad_output, giving the gradients of input, weight and
-bias. Ours and torch alternate repeat by repeat in this one process; medians after warm-up.
+bias. Ours and torch alternate repeat by repeat in this one process; medians after warm-up. A second table splits
+our float32 time by primitive (a timer around each), next to torch's whole time: where the gap to torch lies.
 """
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 from common import (
+    OpTimers,
     fmt,
     geomean,
     matmul_gflops,
@@ -33,6 +37,15 @@ SHAPES = [
     (8, 3, 32, 32, 16, 3, 1),
 ]
 DTYPES = [np.float32, np.float64]
+
+# conv2d's primitives, grouped for the anatomy table (keys of OpTimers: 'Op.forward' / 'Op.backward')
+PARTS = {
+    "GEMMs": ("MatMul.forward", "MatMul.backward"),
+    "im2col": ("Unfold.forward",),
+    "col2im": ("Unfold.backward",),
+    "layout": ("Reshape.forward", "Reshape.backward", "Permute.forward", "Permute.backward"),
+    "pad+bias": ("Pad.forward", "Pad.backward", "Add.forward", "Add.backward"),
+}
 
 
 def shape_label(shape: tuple[int, ...]) -> str:
@@ -101,6 +114,37 @@ def gemm_bound_step(shape: tuple[int, ...], dtype: type):
     return step, 3 * 2 * c_out * rows * pixels
 
 
+def anatomy(shape: tuple[int, ...], repeats: int) -> dict[str, float]:
+    """Mean ms of one float32 conv fwd+bwd in each part of PARTS, 'engine' (the rest: Tensor bookkeeping, the bias
+    gradient's sum, the leaves' gradient copies) and 'total', with a timer around every primitive."""
+    step = ours_step(make_case(shape, np.float32), shape[-1])
+    for _ in range(3):
+        step()
+    with OpTimers() as timers:
+        started = time.perf_counter()
+        for _ in range(repeats):
+            step()
+        total = time.perf_counter() - started
+    unknown = set(timers.seconds) - {key for keys in PARTS.values() for key in keys}
+    if unknown:
+        raise RuntimeError(f"conv2d ran primitives that PARTS does not group: {sorted(unknown)}")
+    ms = {part: 1e3 * sum(timers.seconds.get(key, 0.0) for key in keys) / repeats for part, keys in PARTS.items()}
+    ms["total"] = 1e3 * total / repeats
+    ms["engine"] = ms["total"] - sum(ms[part] for part in PARTS)
+    return ms
+
+
+def print_anatomy(torch_ms: dict[tuple, float | None], repeats: int) -> None:
+    rows = []
+    for shape in SHAPES:
+        ms, theirs = anatomy(shape, repeats), torch_ms.get(shape)
+        rows.append([shape_label(shape), fmt(ms["total"]), *(fmt(ms[part], 3) for part in PARTS),
+                     fmt(ms["engine"], 3), fmt(theirs), fmt(ms["GEMMs"] / theirs if theirs else None)])
+    print_table(["float32, ms per fwd+bwd", "ours", *PARTS, "engine", "torch", "GEMMs/torch"], rows,
+                title=f"where our time goes (means of {repeats} repeats, a timer around every primitive; "
+                      "GEMMs/torch = our ratio if everything but the GEMMs took no time)")
+
+
 def main() -> None:
     args, repeats, settings, torch = start_interleaved(
         __doc__,
@@ -115,6 +159,7 @@ def main() -> None:
     )
 
     rows, ratios, bound_ratios, errors = [], {d: [] for d in DTYPES}, {d: [] for d in DTYPES}, {d: 0.0 for d in DTYPES}
+    torch_f32_ms: dict[tuple, float | None] = {}
     for dtype in DTYPES:
         for shape in SHAPES:
             case, pad = make_case(shape, dtype), shape[-1]
@@ -131,6 +176,8 @@ def main() -> None:
             if ratio:
                 ratios[dtype].append(ratio)
             bound_ratios[dtype].append(ours_ms / (1e3 * bound_s))
+            if dtype is np.float32:
+                torch_f32_ms[shape] = torch_ms
             rows.append([shape_label(shape), np.dtype(dtype).name, fmt(ours_ms), fmt(torch_ms), fmt(ratio),
                          fmt(1e3 * bound_s, 3), fmt(ours_ms / (1e3 * bound_s), 1), fmt(flops / bound_s / 1e9, 1),
                          noise(times)])
@@ -146,6 +193,9 @@ def main() -> None:
         print(line)
     if torch is None:
         print("torch not importable: no PyTorch columns, no gradient check")
+
+    print()
+    print_anatomy(torch_f32_ms, repeats)
 
     big = 3 if args.quick else 10
     print(f"\nreference: numpy matmul 1024x1024x1024: float32 {matmul_gflops(1024, np.float32, big):.1f} GFLOP/s, "

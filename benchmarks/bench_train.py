@@ -15,10 +15,23 @@ import time
 import tracemalloc
 
 import numpy as np
-from common import SETTLE, fmt, import_torch, median, parse_args, pct, print_header, print_table, spread
+from common import (
+    SETTLE,
+    OpTimers,
+    PrimitivePatch,
+    fmt,
+    import_torch,
+    median,
+    parse_args,
+    pct,
+    print_header,
+    print_table,
+    spread,
+    timing,
+)
 
 import tinygrad_conv
-from tinygrad_conv import Tensor, data, nn, ops
+from tinygrad_conv import Tensor, data, nn
 from tinygrad_conv import functional as F
 from tinygrad_conv import tensor as tensor_module
 from tinygrad_conv.train import TrainConfig, build_model, make_optimizer, predict
@@ -144,49 +157,6 @@ def step_seconds(trainer: Ours, batch_size: int, steps: int, seed: int) -> float
     for images, labels in batches:
         trainer.step(images, labels)
     return (time.perf_counter() - started) / steps
-
-
-def timing(function, seconds: dict[str, float], key: str, calls: dict[str, int] | None = None):
-    """function, adding the seconds each call takes to seconds[key] (and counting calls[key])."""
-    def timed_function(*args, **kwargs):
-        started = time.perf_counter()
-        result = function(*args, **kwargs)
-        seconds[key] = seconds.get(key, 0.0) + time.perf_counter() - started
-        if calls is not None:
-            calls[key] = calls.get(key, 0) + 1
-        return result
-
-    return timed_function
-
-
-class PrimitivePatch:
-    """Replaces every primitive's forward and backward (ops.py) by make(method, 'Op.forward'); restore() undoes it."""
-
-    def __init__(self) -> None:
-        self.saved = [(cls, name, getattr(cls, name)) for cls in ops.Op.__subclasses__()
-                      for name in ("forward", "backward")]
-
-    def patch(self, make) -> None:
-        for cls, name, method in self.saved:
-            setattr(cls, name, make(method, f"{cls.__name__}.{name}"))
-
-    def restore(self) -> None:
-        for cls, name, method in self.saved:
-            setattr(cls, name, method)
-
-
-class OpTimers(PrimitivePatch):
-    """Every primitive's forward and backward in a timer, as a context manager: seconds and calls per
-    'Op.forward' / 'Op.backward'. Those bodies are the numpy kernels (plus numpy's per-call overhead)."""
-
-    def __enter__(self) -> OpTimers:
-        self.seconds: dict[str, float] = {}
-        self.calls: dict[str, int] = {}
-        self.patch(lambda method, key: timing(method, self.seconds, key, self.calls))
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.restore()
 
 
 class OpReplay(PrimitivePatch):

@@ -275,3 +275,51 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], title: st
     for row in cells[1:]:
         print(line(row))
     print()
+
+
+# ---------------------------------------------------------------- timers around every primitive (ops.py)
+
+
+def timing(function, seconds: dict[str, float], key: str, calls: dict[str, int] | None = None):
+    """function, adding the seconds each call takes to seconds[key] (and counting calls[key])."""
+    def timed_function(*args, **kwargs):
+        started = time.perf_counter()
+        result = function(*args, **kwargs)
+        seconds[key] = seconds.get(key, 0.0) + time.perf_counter() - started
+        if calls is not None:
+            calls[key] = calls.get(key, 0) + 1
+        return result
+
+    return timed_function
+
+
+class PrimitivePatch:
+    """Replaces every primitive's forward and backward (ops.py) by make(method, 'Op.forward'); restore() undoes it."""
+
+    def __init__(self) -> None:
+        from tinygrad_conv import ops  # after the sys.path fallback above
+
+        self.saved = [(cls, name, getattr(cls, name)) for cls in ops.Op.__subclasses__()
+                      for name in ("forward", "backward")]
+
+    def patch(self, make) -> None:
+        for cls, name, method in self.saved:
+            setattr(cls, name, make(method, f"{cls.__name__}.{name}"))
+
+    def restore(self) -> None:
+        for cls, name, method in self.saved:
+            setattr(cls, name, method)
+
+
+class OpTimers(PrimitivePatch):
+    """Every primitive's forward and backward in a timer, as a context manager: seconds and calls per
+    'Op.forward' / 'Op.backward'. Those bodies are the numpy kernels (plus numpy's per-call overhead)."""
+
+    def __enter__(self) -> OpTimers:
+        self.seconds: dict[str, float] = {}
+        self.calls: dict[str, int] = {}
+        self.patch(lambda method, key: timing(method, self.seconds, key, self.calls))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.restore()
