@@ -13,6 +13,11 @@ Pair = tuple[int, int]
 Padding = tuple[Pair, Pair]
 
 
+def is_int(value: object) -> bool:
+    """An int or numpy integer, and not a bool (True is an int to Python, never a size or an axis here)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def pair(value: object, name: str, minimum: int = 1) -> Pair:
     """An int or a pair of ints, each ≥ minimum, as a pair (rows, columns)."""
     if type(value) is int and value >= minimum:  # the common case, without the checks below (a step makes ~20 calls)
@@ -21,7 +26,7 @@ def pair(value: object, name: str, minimum: int = 1) -> Pair:
     if not isinstance(values, (tuple, list)) or len(values) != 2:
         raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
     for v in values:
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+        if not is_int(v):
             raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
         if v < minimum:
             raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
@@ -74,7 +79,7 @@ def check_conv_shapes(input_shape: tuple, weight_shape: tuple, groups: object) -
     if 0 in tuple(weight_shape):
         raise ValueError(f"conv2d weight (Cout, Cin/groups, KH, KW) must have every dimension >= 1, got shape "
                          f"{tuple(weight_shape)}")
-    if isinstance(groups, bool) or not isinstance(groups, numbers.Integral):
+    if not is_int(groups):
         raise TypeError(f"groups must be a positive int, got {groups!r}")
     if groups < 1:
         raise ValueError(f"groups must be a positive int, got {groups!r}")

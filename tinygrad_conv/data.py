@@ -22,6 +22,8 @@ from importlib import resources
 
 import numpy as np
 
+from tinygrad_conv.conv_args import is_int
+
 DATA_FILE = "digits.npz"
 PIXEL_MAX = 16
 PIXEL_MEAN, PIXEL_STD = 0.3055, 0.3761  # over the 1437 × 64 pixels of load_split()'s x_train (test_data checks)
@@ -61,10 +63,6 @@ def _check_lengths(images: np.ndarray, labels: np.ndarray) -> None:
                          f"and {len(labels)} labels")
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
 def stratified_test_counts(labels: np.ndarray, test_size: int) -> dict[int, int]:
     """How many test samples each class gives: test_size · n_c / N, rounded by largest remainder.
 
@@ -91,7 +89,7 @@ def train_test_split(images: np.ndarray, labels: np.ndarray, test_size: int = 36
     images, labels = np.asarray(images), np.asarray(labels)
     _check_lengths(images, labels)
     n = len(labels)
-    if not _is_int(test_size) or not 1 <= test_size <= n - 1:
+    if not is_int(test_size) or not 1 <= test_size <= n - 1:
         raise ValueError(f"test_size must be an integer in 1..{n - 1} (N - 1 for N = {n} samples), got {test_size!r}")
     rng = np.random.default_rng(seed)
     is_test = np.zeros(n, dtype=bool)
@@ -119,7 +117,7 @@ def batches(images: np.ndarray, labels: np.ndarray, batch_size: int, *, shuffle:
     """
     images, labels = np.asarray(images), np.asarray(labels)
     _check_lengths(images, labels)
-    if not _is_int(batch_size) or batch_size < 1:
+    if not is_int(batch_size) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     if seed is not None and rng is not None:
         raise ValueError("give seed or rng, not both")

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_conv.conv_args import check_conv_shapes, output_size, pair, resolve_padding
+from tinygrad_conv.conv_args import check_conv_shapes, is_int, output_size, pair, resolve_padding
 from tinygrad_conv.tensor import Tensor
 
 
@@ -226,7 +226,7 @@ def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
 
 def _axis(axis: Any, what: str, ndim: int, shape: tuple[int, ...]) -> int:
     """axis as a non-negative axis of a tensor with ndim axes, or an error naming `what` ("flatten: end_dim")."""
-    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+    if not is_int(axis):
         raise TypeError(f"{what} must be an int, got {axis!r}")
     if not -ndim <= axis < ndim:
         raise ValueError(f"{what} must be in [{-ndim}, {ndim}) for input of shape {shape}, got {axis}")

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from tinygrad_conv.conv_args import is_int
 from tinygrad_conv.tensor import Tensor, no_grad
 
 
@@ -39,7 +40,7 @@ def gradcheck(
     inputs = _input_list(inputs)
     for name, value, strictly_positive in (("eps", eps, True), ("atol", atol, False), ("rtol", rtol, False)):
         _check_tolerance(name, value, strictly_positive)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+    if not is_int(seed):
         raise TypeError(f"gradcheck: seed must be an int, got {type(seed).__name__}")
     if seed < 0:
         raise ValueError(f"gradcheck: seed must be >= 0, got {seed}")

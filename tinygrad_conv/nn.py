@@ -24,7 +24,7 @@ import numpy as np
 
 from tinygrad_conv import functional as F
 from tinygrad_conv import tensor as tensor_module
-from tinygrad_conv.conv_args import pair, resolve_padding
+from tinygrad_conv.conv_args import is_int, pair, resolve_padding
 from tinygrad_conv.tensor import Tensor
 
 
@@ -191,7 +191,7 @@ class Module:
 
 
 def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    if not is_int(value):
         raise TypeError(f"{name} must be a positive int, got {value!r}")
     if value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
@@ -210,7 +210,7 @@ def _make_rng(rng: Any) -> np.random.Generator:
         return np.random.default_rng()
     if isinstance(rng, np.random.Generator):
         return rng
-    if isinstance(rng, numbers.Integral) and not isinstance(rng, bool):
+    if is_int(rng):
         return np.random.default_rng(int(rng))
     raise TypeError(f"rng must be a numpy Generator, an int seed or None, got {type(rng).__name__}")
 
@@ -335,7 +335,7 @@ class Flatten(Module):
     def __init__(self, start_dim: int = 1, end_dim: int = -1):
         super().__init__()
         for name, dim in (("start_dim", start_dim), ("end_dim", end_dim)):
-            if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
+            if not is_int(dim):
                 raise TypeError(f"{name} must be an int, got {dim!r}")
         self.start_dim, self.end_dim = int(start_dim), int(end_dim)
 
@@ -387,7 +387,7 @@ class Sequential(Module):
         layers = self._layers()
         if isinstance(index, slice):
             return Sequential(*layers[index])
-        if isinstance(index, bool) or not isinstance(index, numbers.Integral):
+        if not is_int(index):
             raise TypeError(f"Sequential indices must be ints or slices, got {type(index).__name__}")
         if not -len(layers) <= index < len(layers):
             raise IndexError(f"index {index} is out of range for a Sequential of {len(layers)} modules")

@@ -21,6 +21,8 @@ import math
 
 import numpy as np
 
+from tinygrad_conv.conv_args import is_int
+
 
 class Op:
     """One primitive. `parents` are the input Tensors in argument order (never a set)."""
@@ -200,7 +202,7 @@ def normalize_axes(axis: int | tuple[int, ...] | None, ndim: int) -> tuple[int, 
     axes = range(ndim) if axis is None else (axis,) if isinstance(axis, (int, np.integer)) else axis
     normalized = []
     for ax in axes:
-        if isinstance(ax, bool) or not isinstance(ax, (int, np.integer)) or not -ndim <= ax < ndim:
+        if not is_int(ax) or not -ndim <= ax < ndim:
             raise ValueError(f"axis {axis!r} is out of range for a tensor with {ndim} dimensions")
         normalized.append(int(ax) % ndim)
     if len(set(normalized)) != len(normalized):
@@ -392,8 +394,8 @@ def c_order(a: np.ndarray) -> np.ndarray:
         return a
     if a.ndim >= 2 and a.strides[0] == a.itemsize and a.shape[0] * a.itemsize >= 64:  # memory (..., N): (rest, N)
         source = np.ascontiguousarray(a.transpose(*range(1, a.ndim), 0)).reshape(-1, a.shape[0])
-    elif a.ndim >= 2 and a.transpose(a.ndim - 1, *range(a.ndim - 1)).flags.c_contiguous:  # memory (last, ...)
-        source = a.transpose(a.ndim - 1, *range(a.ndim - 1)).reshape(a.shape[-1], -1)
+    elif a.ndim >= 2 and (last_first := a.transpose(a.ndim - 1, *range(a.ndim - 1))).flags.c_contiguous:  # (last, ...)
+        source = last_first.reshape(a.shape[-1], -1)
     else:
         return np.ascontiguousarray(a)
     out = np.empty(a.shape, a.dtype)

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from tinygrad_conv import ops
-from tinygrad_conv.conv_args import output_size, pair
+from tinygrad_conv.conv_args import is_int, output_size, pair
 
 _grad_enabled = True
 _module_stack: list = []  # nn.Module.__call__ pushes itself here, so the op graph can be clustered by module
@@ -394,7 +394,7 @@ class Tensor:
     def permute(self, *axes: int | Sequence[int]) -> Tensor:
         """Reorder the axes: output axis k is input axis axes[k] (ints or one tuple, a permutation of all axes)."""
         axes = tuple(axes[0]) if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
-        if not all(_is_int(a) for a in axes):
+        if not all(is_int(a) for a in axes):
             raise TypeError(f"permute needs int axes, got {axes}")
         if len(axes) != self.ndim or not all(-self.ndim <= a < self.ndim for a in axes) \
                 or sorted(a % self.ndim for a in axes) != list(range(self.ndim)):
@@ -404,7 +404,7 @@ class Tensor:
 
     def transpose(self, dim0: int = -2, dim1: int = -1) -> Tensor:
         """Swap two axes (PyTorch's transpose); the last two by default."""
-        if not all(_is_int(d) and -self.ndim <= d < self.ndim for d in (dim0, dim1)):
+        if not all(is_int(d) and -self.ndim <= d < self.ndim for d in (dim0, dim1)):
             raise ValueError(f"transpose(dim0={dim0!r}, dim1={dim1!r}): both must be axes of a tensor with "
                              f"{self.ndim} dimensions, i.e. ints in [{-self.ndim}, {self.ndim})")
         axes = list(range(self.ndim))
@@ -449,10 +449,6 @@ def _index_array(index: Tensor) -> np.ndarray:
     return index.data
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
 def _broadcastable(*shapes: tuple[int, ...]) -> bool:
     try:
         np.broadcast_shapes(*shapes)
@@ -463,7 +459,7 @@ def _broadcastable(*shapes: tuple[int, ...]) -> bool:
 
 def _axis_arg(axis: Any, reduction: str) -> Any:
     """The axis argument of a reduction, type-checked (ops.normalize_axes checks the range)."""
-    if axis is None or _is_int(axis) or (isinstance(axis, (tuple, list)) and all(_is_int(a) for a in axis)):
+    if axis is None or is_int(axis) or (isinstance(axis, (tuple, list)) and all(is_int(a) for a in axis)):
         return axis
     raise TypeError(f"{reduction}(axis=...): axis must be None, an int or a sequence of ints, got {axis!r}")
 
@@ -473,7 +469,7 @@ def _reshape_target(old: tuple[int, ...], shape: tuple) -> tuple[int, ...]:
     size = math.prod(old)
     if all(type(n) is int and n >= 0 for n in shape) and math.prod(shape) == size:  # the common case, checked fast
         return shape
-    if not all(_is_int(n) for n in shape):
+    if not all(is_int(n) for n in shape):
         raise TypeError(f"reshape needs ints >= 0 and at most one -1, got {shape}")
     if any(n < -1 for n in shape) or shape.count(-1) > 1:
         raise ValueError(f"reshape needs ints >= 0 and at most one -1, got {shape}")
