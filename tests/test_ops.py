@@ -89,8 +89,10 @@ for p in [2, 3, 0.5, -1.5, 1, 0]:
 
 # ---------------------------------------------------------------- matmul: batched, broadcasting, 1-D either side
 
-MATMUL_SHAPES = [
+MATMUL_SHAPES = [  # dL/dA = G·Bᵀ is computed as (B·Gᵀ)ᵀ when A has fewer rows than columns: both ways are here
     ((2, 3), (3, 4)),
+    ((4, 3), (3, 2)),
+    ((2, 5, 3), (1, 3, 2)),
     ((5, 2, 3), (3, 4)),
     ((2, 3), (5, 3, 4)),
     ((2, 1, 2, 3), (3, 3, 4)),
