@@ -20,8 +20,10 @@ def is_int(value: object) -> bool:
 
 def pair(value: object, name: str, minimum: int = 1) -> Pair:
     """An int or a pair of ints, each ≥ minimum, as a pair (rows, columns)."""
-    if type(value) is int and value >= minimum:  # the common case, without the checks below (a step makes ~20 calls)
+    if type(value) is int and value >= minimum:  # the common cases, without the checks below (a step makes ~20 calls)
         return value, value
+    if type(value) is tuple and len(value) == 2 and type(value[0]) is type(value[1]) is int and min(value) >= minimum:
+        return value
     values = (value, value) if isinstance(value, numbers.Integral) else value
     if not isinstance(values, (tuple, list)) or len(values) != 2:
         raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")

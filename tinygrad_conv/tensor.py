@@ -488,8 +488,6 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
     inner_a, inner_b = a.shape[-1], b.shape[-2] if b.ndim > 1 else b.shape[0]
     if inner_a != inner_b:
         raise ValueError(f"matmul shape mismatch: {a.shape} @ {b.shape} (inner sizes {inner_a} != {inner_b})")
-    try:
-        np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    except ValueError:
-        raise ValueError(f"matmul batch shapes do not broadcast: {a.shape} @ {b.shape}") from None
+    if a.shape[:-2] != b.shape[:-2] and not _broadcastable(a.shape[:-2], b.shape[:-2]):
+        raise ValueError(f"matmul batch shapes do not broadcast: {a.shape} @ {b.shape}")
     return Tensor._apply(ops.MatMul, a, b)
