@@ -227,6 +227,10 @@ def print_header(title: str, torch: Any | None, quick: bool, notes: Sequence[str
     for line in _blas_lines():
         print(line)
     print("env: " + ", ".join(f"{name}={os.environ.get(name, '<unset>')}" for name in PERF_ENV_VARS))
+    if "OPENBLAS_CORETYPE" in os.environ:
+        print("note: OPENBLAS_CORETYPE pins OpenBLAS to the kernels named above, not the ones it would pick for this "
+              "CPU; for a current numpy's own, run with it and OPENBLAS_L2_SIZE unset: "
+              "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/<script>.py")
     from tinygrad_conv import keep_freed_memory
 
     raised = keep_freed_memory()  # as creating an optimizer does; process-wide, so torch in this process gets it too
