@@ -15,7 +15,7 @@ Padding = tuple[Pair, Pair]
 
 def is_int(value: object) -> bool:
     """An int or numpy integer, and not a bool (True is an int to Python, never a size or an axis here)."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    return type(value) is int or (isinstance(value, numbers.Integral) and not isinstance(value, bool))
 
 
 def pair(value: object, name: str, minimum: int = 1) -> Pair:
