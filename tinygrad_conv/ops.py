@@ -320,8 +320,14 @@ class Pad(Op):
 
     def forward(self, a, pad_width, value=0.0):
         self.inside = tuple(slice(before, before + n) for (before, _), n in zip(pad_width, a.shape))
-        # full_like keeps a's memory order (a batch-last conv output stays batch-last for the next Unfold)
-        out = np.full_like(a, value, shape=[n + before + after for n, (before, after) in zip(a.shape, pad_width)])
+        shape = [n + before + after for n, (before, after) in zip(a.shape, pad_width)]
+        # Images (N, C, H, W) come out batch-last in memory, the layout Unfold reads without a copy. For an input in
+        # (N, C, H, W) order, that makes padding and Unfold's transpose one strided copy instead of two passes:
+        # (64, 16, 14, 14) padded by 1 then transposed, 150 → 69 µs; (64, 1, 28, 28) by 2, 42 → 14 µs.
+        if a.ndim == 4:
+            out = np.full((*shape[1:], shape[0]), value, a.dtype).transpose(3, 0, 1, 2)
+        else:
+            out = np.full_like(a, value, shape=shape)
         out[self.inside] = a
         return out
 
@@ -365,7 +371,8 @@ class Unfold(Op):
     Layout: the batch is the last, contiguous axis, so a window's row is Wo·N numbers in a row of memory rather
     than Wo (numpy pays ~3–8 ns per row of a strided copy, and these images are 8 to 32 pixels wide). conv2d's
     output is then a (N, C, H, W) view of (C, H, W, N) memory, and so is everything computed from it, so the
-    next Unfold reads it without a copy; an input laid out (N, C, H, W) is transposed once (`c_order`).
+    next Unfold reads it without a copy; an input laid out (N, C, H, W) is transposed once (by Pad when the conv
+    pads, else by `c_order`).
     Measured against (C, KH, KW, N, Ho, Wo) columns, in turns: a demo training step 2.9 vs 4.0 ms, conv2d fwd+bwd
     at (64, 16, 14, 14) → 32 3.4 vs 3.8 ms, and 0.9–1.07× the time at the other benchmark shapes.
 
