@@ -79,36 +79,33 @@ def ours_step(case: dict[str, np.ndarray], pad: int):
     return step
 
 
-def torch_step(torch, case: dict[str, np.ndarray], pad: int):
+def torch_step(torch, case: dict[str, np.ndarray], pad: int, conv=None):
+    """One forward + backward of `conv(x, weight, bias, padding)`: torch's conv2d unless given another."""
+    conv = conv or torch.nn.functional.conv2d
     x, w, b = (torch.from_numpy(case[k].copy()).requires_grad_() for k in "xwb")
     grad_output = torch.from_numpy(case["g"].copy())
 
-    def step() -> tuple[np.ndarray, ...]:
+    def step() -> tuple:
         x.grad = w.grad = b.grad = None
-        torch.nn.functional.conv2d(x, w, b, padding=pad).backward(grad_output)
+        conv(x, w, b, padding=pad).backward(grad_output)
         return x.grad, w.grad, b.grad
 
     return step
 
 
-def torch_composed_step(torch, case: dict[str, np.ndarray], pad: int):
+def torch_unfold_conv2d(x, weight, bias, padding: int):
     """PyTorch's conv built as ours is: cols = unfold(x) laid out (Cin·K², N·Ho·Wo), one GEMM with the (Cout, Cin·K²)
     weight, reshape to (N, Cout, Ho, Wo), plus bias; autograd derives the backward (fold is unfold's adjoint). What
     the composition costs in the field's reference engine, beside its fused conv2d."""
-    x, w, b = (torch.from_numpy(case[k].copy()).requires_grad_() for k in "xwb")
-    grad_output = torch.from_numpy(case["g"].copy())
-    n, c_out, ho, wo = grad_output.shape
-    k = w.shape[-1]
+    import torch
 
-    def step() -> tuple[np.ndarray, ...]:
-        x.grad = w.grad = b.grad = None
-        cols = torch.nn.functional.unfold(x, k, padding=pad)  # (N, Cin·K², Ho·Wo)
-        cols = cols.permute(1, 0, 2).reshape(cols.shape[1], n * ho * wo)
-        out = (w.reshape(c_out, -1) @ cols).reshape(c_out, n, ho, wo).permute(1, 0, 2, 3) + b.reshape(1, c_out, 1, 1)
-        out.backward(grad_output)
-        return x.grad, w.grad, b.grad
-
-    return step
+    n, _, h, w = x.shape
+    c_out, _, k, _ = weight.shape
+    ho, wo = h + 2 * padding - k + 1, w + 2 * padding - k + 1
+    cols = torch.nn.functional.unfold(x, k, padding=padding)  # (N, Cin·K², Ho·Wo)
+    cols = cols.permute(1, 0, 2).reshape(cols.shape[1], n * ho * wo)
+    out = (weight.reshape(c_out, -1) @ cols).reshape(c_out, n, ho, wo).permute(1, 0, 2, 3)
+    return out + bias.reshape(1, c_out, 1, 1)
 
 
 def max_relative_error(ours: tuple[np.ndarray, ...], theirs: tuple) -> float:
@@ -193,7 +190,8 @@ def main() -> None:
             bound_step, flops = gemm_bound_step(shape, dtype)
             fns = {"ours": ours_step(case, pad), "bound": bound_step}
             if torch is not None:
-                fns["torch"], fns["composed"] = torch_step(torch, case, pad), torch_composed_step(torch, case, pad)
+                fns["torch"] = torch_step(torch, case, pad)
+                fns["composed"] = torch_step(torch, case, pad, conv=torch_unfold_conv2d)
                 expected = fns["torch"]()
                 errors[dtype] = max(errors[dtype], max_relative_error(fns["ours"](), expected))
                 composed = tuple(grad.numpy() for grad in fns["composed"]())
