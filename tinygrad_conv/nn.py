@@ -2,8 +2,8 @@
 
 A Module finds its parameters and sub-modules in its own attributes, in the order they were assigned:
 `self.conv = Conv2d(...)` registers the layer as "conv" and its weight as "conv.weight" — no registration
-calls. Calling a module runs `forward` with the module pushed on the engine's module stack, so every op
-it records carries the chain of modules it ran inside (`Tensor._scope`, used to cluster drawn graphs).
+calls. Calling a module runs `forward`, with PyTorch's forward hooks around it (`register_forward_hook`): the
+drawings use them to cluster a model's ops by module.
 
 Default initialisation is PyTorch's kaiming_uniform_(a=√5), which for both weight and bias is
 
@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
 
 from tinygrad_conv import functional as F
-from tinygrad_conv import tensor as tensor_module
 from tinygrad_conv.conv_args import is_int, pair, resolve_padding
 from tinygrad_conv.tensor import Tensor
 
@@ -40,6 +39,19 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + super().__repr__()
 
 
+class RemovableHandle:
+    """What registering a hook returns: `remove()` unregisters it (again: nothing happens)."""
+
+    _next_id = 0
+
+    def __init__(self, hooks: dict) -> None:
+        self.hooks, self.id = hooks, RemovableHandle._next_id
+        RemovableHandle._next_id += 1
+
+    def remove(self) -> None:
+        self.hooks.pop(self.id, None)
+
+
 class Module:
     """Base class of layers and models: override `forward`; assign parameters and sub-modules as attributes."""
 
@@ -52,12 +64,31 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        stack = tensor_module._module_stack
-        stack.append(self)
-        try:
+        hooks = self.__dict__.get("_forward_hooks")
+        if not hooks:
             return self.forward(*args, **kwargs)
-        finally:
-            stack.pop()
+        for hook in list(hooks["pre"].values()):
+            hook(self, args)
+        output = self.forward(*args, **kwargs)
+        for hook in list(hooks["post"].values()):
+            hook(self, args, output)
+        return output
+
+    def register_forward_pre_hook(self, hook: Callable[[Module, tuple], None]) -> RemovableHandle:
+        """Call hook(module, inputs) before every forward, as PyTorch's; `handle.remove()` takes it away."""
+        return self._add_hook("pre", hook)
+
+    def register_forward_hook(self, hook: Callable[[Module, tuple, Any], None]) -> RemovableHandle:
+        """Call hook(module, inputs, output) after every forward, as PyTorch's; `handle.remove()` takes it away."""
+        return self._add_hook("post", hook)
+
+    def _add_hook(self, when: str, hook: Callable) -> RemovableHandle:
+        if not callable(hook):
+            raise TypeError(f"a forward hook must be callable, got {type(hook).__name__}")
+        hooks = self.__dict__.setdefault("_forward_hooks", {"pre": {}, "post": {}})
+        handle = RemovableHandle(hooks[when])
+        hooks[when][handle.id] = hook
+        return handle
 
     # ------------------------------------------------------------ discovery (instance attributes, in order)
 

@@ -3,17 +3,18 @@
 A Tensor holds `data` (an ndarray) and, after `backward()`, `grad` (an ndarray of the same shape).
 A 0-d Tensor is micrograd's scalar `Value`; the same class carries n-d arrays with broadcasting.
 
-Every Tensor made by a primitive op (ops.py, the table of derivative rules) keeps that op in `_ctx`;
-the op keeps its inputs in argument order (`x * x` has the parent x twice) and what its backward needs.
-`backward()` orders the graph topologically (iteratively: a 100,000-op chain is fine) and applies each
-op's rule in reverse — the chain rule, one op at a time:
+Every Tensor made by a primitive op (ops.py, the table of derivative rules) keeps that op (`tensor.op`); the op
+keeps its inputs in argument order (`tensor.parents`: `x * x` has the parent x twice). Backpropagation orders the
+graph topologically (iteratively: a 100,000-op chain is fine) and applies each op's rule in reverse — the chain
+rule, one op at a time:
 
-    dL/d(input) = backward(dL/d(output)),   summed over every use of the input.
+    dL/d(input) = op.backward(dL/d(output), output, *inputs),   summed over every use of the input.
 
-Gradients *accumulate* into `.grad`, on leaves and intermediates alike (as in micrograd): a second
-`backward()` through the same graph adds the same gradients again (as PyTorch's retain_graph=True
-would), so call `zero_grad()` / `optimizer.zero_grad()` between steps. The graph lives as long as its
-output: drop the loss and every intermediate array is freed.
+`backward()` accumulates the results into `.grad`, on leaves and intermediates alike (as in micrograd): a second
+`backward()` through the same graph adds the same gradients again, so call `zero_grad()` /
+`optimizer.zero_grad()` between steps. `grad(outputs, inputs)` returns them instead, as torch.autograd.grad; with
+`create_graph=True` the rules run on Tensors, so the gradients carry a graph of their own (second derivatives).
+The graph lives as long as its output: drop the loss and every intermediate array is freed.
 """
 
 from __future__ import annotations
@@ -26,11 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_conv import ops
+from tinygrad_conv import kernels, ops
 from tinygrad_conv.conv_args import is_int, output_size, pair
 
 _grad_enabled = True
-_module_stack: list = []  # nn.Module.__call__ pushes itself here, so the op graph can be clustered by module
 
 
 class no_grad:
@@ -61,21 +61,6 @@ def is_grad_enabled() -> bool:
     return _grad_enabled
 
 
-def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Sum a gradient in a broadcast shape back to `shape`: the one place broadcasting is undone.
-
-    Broadcasting copies an input along new leading axes and along its size-1 axes; the adjoint of a
-    copy is a sum, over exactly those axes.
-    """
-    if grad.shape == shape:
-        return grad
-    extra = grad.ndim - len(shape)
-    kept = [extra + i for i, n in enumerate(shape) if n != 1 or grad.shape[extra + i] == 1]
-    # einsum, not grad.sum(axes): numpy's sum over several axes ran 3x slower (a conv bias gradient, (64, 32, 14, 14)
-    # → (32,): 81 vs 26 µs, and 53 vs 17 µs batch-last in memory), with the same float32 error against a float64 sum.
-    return np.asarray(np.einsum(grad, range(grad.ndim), kept)).reshape(shape)
-
-
 def _as_float_array(data: Any, dtype: Any = None) -> np.ndarray:
     """numpy floating arrays keep their dtype; numbers, lists and integer/bool arrays become float64."""
     if isinstance(data, Tensor):
@@ -103,7 +88,7 @@ class Tensor:
     their dtype, Python numbers and lists become float64 (as in numpy), integer arrays become float64.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "name", "_ctx", "_scope", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "name", "_ctx", "__weakref__")
     __array_ufunc__ = None  # `ndarray * Tensor` defers to Tensor.__rmul__ and gives a Tensor
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None, name: str | None = None):
@@ -114,28 +99,38 @@ class Tensor:
         self.requires_grad = requires_grad
         self.name = name
         self._ctx: ops.Op | None = None
-        self._scope: tuple = ()
 
     @classmethod
-    def _apply(cls, op_type: type[ops.Op], *parents: Tensor, **kwargs: Any) -> Tensor:
+    def _apply(cls, op_type: type[ops.Op], *parents: Any, **arguments: Any) -> Tensor:
         """Run one primitive forward and, if any input needs a gradient, record it in the graph."""
+        parents = tuple(p if isinstance(p, Tensor) else Tensor(p) for p in parents)
         op = op_type()
+        op.arguments = arguments
         out = cls.__new__(cls)
         try:
-            out.data = np.asarray(op.forward(*[p.data for p in parents], **kwargs))
+            out.data = np.asarray(op.forward(*[p.data for p in parents], **arguments))
         except ValueError as error:  # said at the op, with the shapes (checked only once the op has failed)
             shapes = " and ".join(str(p.shape) for p in parents)
             reason = str(error)
             if len(parents) == 2 and not _broadcastable(parents[0].shape, parents[1].shape):
                 reason = "the shapes do not broadcast (aligned from the right, each dimension must be equal or 1)"
             raise ValueError(f"{op_type.__name__} of tensors with shapes {shapes}: {reason}") from None
-        out.grad, out.name, out._ctx, out._scope = None, None, None, ()
+        out.grad, out.name, out._ctx = None, None, None
         out.requires_grad = _grad_enabled and any(p.requires_grad for p in parents)
         if out.requires_grad:
             op.parents, op.needs_input_grad = parents, tuple(p.requires_grad for p in parents)
             out._ctx = op
-            out._scope = tuple(_module_stack)
         return out
+
+    @property
+    def op(self) -> ops.Op | None:
+        """The primitive that made this tensor (its name and arguments: `op.name`, `op.arguments`); None for a leaf."""
+        return self._ctx
+
+    @property
+    def parents(self) -> tuple[Tensor, ...]:
+        """The inputs of the op that made this tensor, in argument order (with repeats); () for a leaf."""
+        return () if self._ctx is None else self._ctx.parents
 
     # ------------------------------------------------------------ backward
 
@@ -146,59 +141,16 @@ class Tensor:
         """
         if not self.requires_grad:
             raise ValueError("backward() on a tensor that does not require grad: no input of it has requires_grad=True")
-        if grad is None:
-            if self.data.size != 1:
-                raise ValueError(
-                    f"backward() without grad needs a one-element output, got shape {self.shape}; "
-                    "pass grad=dL/d(output) of that shape, or reduce first (e.g. .sum())"
-                )
-            grad = np.ones_like(self.data)
-        else:
-            try:
-                grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
-            except (TypeError, ValueError):
-                raise TypeError(f"backward(grad): grad must be an array of numbers shaped like the output "
-                                f"{self.shape}, got {type(grad).__name__} {grad!r:.60}") from None
-            if grad.shape != self.shape:
-                raise ValueError(f"backward(grad): grad has shape {grad.shape}, expected the output's {self.shape}")
-
-        grads = {self: grad}
-        for tensor in reversed(self._toposort()):
-            grad = grads.pop(tensor, None)
-            if grad is None:
-                continue
-            tensor._accumulate(grad)
-            op = tensor._ctx
-            if op is None:
-                continue
-            for parent, parent_grad in zip(op.parents, op.backward(grad)):
-                if parent_grad is None or not parent.requires_grad:
-                    continue
-                parent_grad = unbroadcast(np.asarray(parent_grad), parent.shape)
-                grads[parent] = grads[parent] + parent_grad if parent in grads else parent_grad
-
-    def _toposort(self) -> list[Tensor]:
-        """Tensors that need a gradient, each after all of its inputs (depth-first, with an explicit stack)."""
-        order, visited, stack = [], set(), [(self, False)]
-        while stack:
-            tensor, inputs_done = stack.pop()
-            if inputs_done:
-                order.append(tensor)
-                continue
-            if tensor in visited:
-                continue
-            visited.add(tensor)
-            stack.append((tensor, True))
-            if tensor._ctx is not None:
-                stack.extend((p, False) for p in tensor._ctx.parents if p.requires_grad and p not in visited)
-        return order
+        grad = _seed(self, grad, "backward(grad)")
+        for tensor, tensor_grad in _backpropagate([self], [grad], create_graph=False):
+            tensor._accumulate(tensor_grad)
 
     def _accumulate(self, grad: np.ndarray) -> None:
         grad = grad.astype(self.dtype, copy=False)
         if self.grad is None:
             # A rule may pass its grad_output straight through (Add, Reshape), so a leaf owns a C-order copy.
             if self._ctx is None:
-                copied = ops.c_order(grad)
+                copied = kernels.c_order(grad)
                 grad = grad.copy() if copied is grad else copied
             self.grad = grad
         else:
@@ -211,7 +163,7 @@ class Tensor:
     def detach(self) -> Tensor:
         """The same values, cut from the graph (shares memory with self.data)."""
         out = Tensor.__new__(Tensor)
-        out.data, out.grad, out.requires_grad, out.name, out._ctx, out._scope = self.data, None, False, None, None, ()
+        out.data, out.grad, out.requires_grad, out.name, out._ctx = self.data, None, False, None, None
         return out
 
     # ------------------------------------------------------------ array protocol
@@ -482,7 +434,8 @@ def _reshape_target(old: tuple[int, ...], shape: tuple) -> tuple[int, ...]:
 
 
 def matmul(a: Tensor, b: Tensor) -> Tensor:
-    """a @ b with numpy's rules (batched, broadcasting); a clear error when the inner sizes differ."""
+    """a @ b with numpy's rules (batched, broadcasting; a 1-D operand is a row on the left, a column on the right,
+    and that axis is dropped from the result); a clear error when the inner sizes differ."""
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul needs operands with at least 1 dimension, got shapes {a.shape} and {b.shape}")
     inner_a, inner_b = a.shape[-1], b.shape[-2] if b.ndim > 1 else b.shape[0]
@@ -490,4 +443,152 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
         raise ValueError(f"matmul shape mismatch: {a.shape} @ {b.shape} (inner sizes {inner_a} != {inner_b})")
     if a.shape[:-2] != b.shape[:-2] and not _broadcastable(a.shape[:-2], b.shape[:-2]):
         raise ValueError(f"matmul batch shapes do not broadcast: {a.shape} @ {b.shape}")
-    return Tensor._apply(ops.MatMul, a, b)
+    if a.ndim > 1 and b.ndim > 1:
+        return Tensor._apply(ops.MatMul, a, b)
+    out = Tensor._apply(ops.MatMul, a.reshape(1, -1) if a.ndim == 1 else a, b.reshape(-1, 1) if b.ndim == 1 else b)
+    rows = () if a.ndim == 1 else out.shape[-2:-1]
+    columns = () if b.ndim == 1 else out.shape[-1:]
+    return out.reshape(out.shape[:-2] + rows + columns)
+
+
+# ---------------------------------------------------------------- backpropagation
+
+
+def _seed(output: Tensor, grad: Any, what: str) -> np.ndarray:
+    """dL/d(output) to start from: `grad` checked (a copy, shaped like output) or, when None, 1 for a one-element
+    output."""
+    if grad is None:
+        if output.data.size != 1:
+            raise ValueError(f"{what} without a gradient needs a one-element output, got shape {output.shape}; "
+                             "pass dL/d(output) of that shape, or reduce first (e.g. .sum())")
+        return np.ones_like(output.data)
+    try:
+        array = np.array(grad.data if isinstance(grad, Tensor) else grad)
+    except (TypeError, ValueError):
+        array = np.array(None)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{what}: grad must be an array of numbers shaped like the output "
+                        f"{output.shape}, got {type(grad).__name__} {grad!r:.60}")
+    if array.shape != output.shape:
+        raise ValueError(f"{what}: grad has shape {array.shape}, expected the output's {output.shape}")
+    return array.astype(output.dtype, copy=False)
+
+
+def _toposort(roots: Sequence[Tensor]) -> list[Tensor]:
+    """Tensors the roots depend on that need a gradient, each after all of its inputs (depth-first, with an
+    explicit stack: no recursion limit)."""
+    order: list[Tensor] = []
+    visited: set[Tensor] = set()
+    for root in roots:
+        stack = [(root, False)]
+        while stack:
+            tensor, inputs_done = stack.pop()
+            if inputs_done:
+                order.append(tensor)
+                continue
+            if tensor in visited:
+                continue
+            visited.add(tensor)
+            stack.append((tensor, True))
+            if tensor._ctx is not None:
+                stack.extend((p, False) for p in tensor._ctx.parents if p.requires_grad and p not in visited)
+    return order
+
+
+def _backpropagate(roots: Sequence[Tensor], root_grads: Sequence[Any], create_graph: bool,
+                   targets: set[Tensor] | None = None) -> Iterator[tuple[Tensor, Any]]:
+    """(tensor, dL/d(tensor)) for every tensor the roots depend on, outputs first: the chain rule.
+
+    create_graph=False: the rules run on arrays. True: on Tensors, so each gradient is a Tensor with a graph.
+    targets: visit only the tensors on a path to one of them (None: all).
+    """
+    order = _toposort(roots)
+    if targets is not None:  # inputs first, so a tensor is on a path when one of its parents is
+        on_path: set[Tensor] = set()
+        for tensor in order:
+            if tensor in targets or any(p in on_path for p in tensor.parents):
+                on_path.add(tensor)
+        order = [t for t in order if t in on_path]
+    grads: dict[Tensor, Any] = {}
+    for root, root_grad in zip(roots, root_grads):
+        grads[root] = grads[root] + root_grad if root in grads else root_grad
+    keep = set(order)
+    for tensor in reversed(order):
+        grad = grads.pop(tensor, None)
+        if grad is None:
+            continue
+        yield tensor, grad
+        op = tensor._ctx
+        if op is None:
+            continue
+        if create_graph:
+            parent_grads = op.backward(grad, tensor, *op.parents)
+        else:
+            parent_grads = op.backward(grad, tensor.data, *[p.data for p in op.parents])
+        for parent, parent_grad in zip(op.parents, parent_grads):
+            if parent_grad is None or parent not in keep:
+                continue
+            if not create_graph:
+                parent_grad = np.asarray(parent_grad)  # numpy gives a scalar, not an array, for 0-d arithmetic
+            parent_grad = ops.sum_to(parent_grad, parent.shape)
+            grads[parent] = grads[parent] + parent_grad if parent in grads else parent_grad
+
+
+def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor], grad_outputs: Any = None,
+         create_graph: bool = False, allow_unused: bool = False) -> tuple[Tensor | None, ...]:
+    """dL/d(input) for every input, L = Σ_k Σ grad_outputs[k] ⊙ outputs[k], as torch.autograd.grad.
+
+    grad_outputs: one gradient per output, shaped like it (None: 1, for one-element outputs). `.grad` is left
+    untouched. create_graph=True: the rules run on Tensors, so the returned gradients carry a graph and `grad` of
+    them gives second derivatives (Hessian-vector products, gradient penalties). An input the outputs do not
+    depend on is an error naming it, unless allow_unused=True (then its gradient is None).
+    """
+    outputs, inputs = _tensor_list(outputs, "outputs"), _tensor_list(inputs, "inputs")
+    if grad_outputs is None or isinstance(grad_outputs, (Tensor, np.ndarray)):
+        grad_outputs = [grad_outputs] * len(outputs) if grad_outputs is None else [grad_outputs]
+    grad_outputs = list(grad_outputs)
+    if len(grad_outputs) != len(outputs):
+        raise ValueError(f"grad: {len(grad_outputs)} grad_outputs for {len(outputs)} outputs (one per output)")
+    for what, tensors in (("output", outputs), ("input", inputs)):
+        for k, tensor in enumerate(tensors):
+            if not tensor.requires_grad:
+                raise ValueError(f"grad: {what} {k}{_named(tensor)} does not require grad (no input of it has "
+                                 "requires_grad=True)" if what == "output" else
+                                 f"grad: {what} {k}{_named(tensor)} does not require grad")
+    seeds = []
+    for output, given in zip(outputs, grad_outputs):
+        seed = _seed(output, given, "grad(grad_outputs)")
+        seeds.append(given if create_graph and isinstance(given, Tensor) else Tensor(seed) if create_graph else seed)
+
+    global _grad_enabled
+    found: dict[Tensor, Any] = {}
+    previous, _grad_enabled = _grad_enabled, create_graph or _grad_enabled
+    try:
+        for tensor, tensor_grad in _backpropagate(outputs, seeds, create_graph, targets=set(inputs)):
+            found[tensor] = tensor_grad
+    finally:
+        _grad_enabled = previous
+    results: list[Tensor | None] = []
+    for k, x in enumerate(inputs):
+        if x not in found:
+            if not allow_unused:
+                raise ValueError(f"grad: input {k}{_named(x)} is not used to compute the outputs (pass "
+                                 "allow_unused=True to get None for it)")
+            results.append(None)
+            continue
+        g = found[x]
+        if not isinstance(g, Tensor):
+            g = Tensor(np.asarray(g).astype(x.dtype, copy=False))
+        results.append(g)
+    return tuple(results)
+
+
+def _tensor_list(value: Any, what: str) -> list[Tensor]:
+    tensors = [value] if isinstance(value, Tensor) else value
+    if not isinstance(tensors, (list, tuple)) or not tensors or not all(isinstance(t, Tensor) for t in tensors):
+        raise TypeError(f"grad: {what} must be a Tensor or a non-empty list/tuple of Tensors, got {value!r:.60}")
+    return list(tensors)
+
+
+def _named(tensor: Tensor) -> str:
+    return f" ({tensor.name!r}, shape {tensor.shape})" if tensor.name else f" (shape {tensor.shape})"

@@ -29,13 +29,15 @@ from __future__ import annotations
 import re
 import shutil
 import sys
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from tinygrad_conv.ops import normalize_axes
 from tinygrad_conv.tensor import Tensor
 
 #: Short labels of the op nodes, by op class name (ops.py); an unknown op shows its class name in lower case.
@@ -59,25 +61,27 @@ INSTALL_HINT = ("Graphviz's `dot` was not found, so only the DOT source was writ
 
 def draw_graph(root: Tensor, *, show_data: bool = True, show_grad: bool = True, rankdir: str = "LR",
                max_nodes: int = 400, highlight: Collection[Tensor] = (), model: Any = None,
-               max_values: int = 4):
+               scopes: Mapping[int, Any] | None = None, max_values: int = 4):
     """The graph that made `root`, as a graphviz.Digraph: a record node per tensor, a small node per op.
 
     show_data / show_grad: print values and gradients of tensors with at most `max_values` elements
     (4 significant digits; a matrix one row per line). highlight: tensors whose nodes — and, for op results,
     whose op nodes — are drawn red, with the edges between highlighted nodes. model: an nn.Module whose
     parameters are then labelled by their dotted names ("0.weight") and whose modules group the ops run
-    inside them into clusters ("0: Conv2d"). Raises ValueError when the graph has more than `max_nodes`
+    inside them into clusters ("0: Conv2d") when `scopes` — from `module_scopes(model)` around the forward pass —
+    says where each op ran. Raises ValueError when the graph has more than `max_nodes`
     nodes (tensors + ops). Node ids ("t0", "op0", ...) count in topological order, inputs first, so the same
     graph always gives the same DOT source.
     """
     return _draw(root, show_data=show_data, show_grad=show_grad, rankdir=rankdir, max_nodes=max_nodes,
-                 highlight=highlight, model=model, max_values=max_values)[0]
+                 highlight=highlight, model=model, scopes=scopes, max_values=max_values)[0]
 
 
-def _walk(root: Tensor) -> list[Tensor]:
-    """Every tensor root depends on, each after its inputs (iterative depth-first: no recursion limit)."""
+def _walk(root: Tensor, stop: Collection[int] = ()) -> list[Tensor]:
+    """Every tensor root depends on, each after its inputs (iterative depth-first: no recursion limit), not going
+    past the tensors whose ids are in `stop`."""
     order: list[Tensor] = []
-    seen: set[int] = set()
+    seen: set[int] = set(stop)
     stack: list[tuple[Tensor, bool]] = [(root, False)]
     while stack:
         tensor, inputs_done = stack.pop()
@@ -88,13 +92,13 @@ def _walk(root: Tensor) -> list[Tensor]:
             continue
         seen.add(id(tensor))
         stack.append((tensor, True))
-        if tensor._ctx is not None:  # reversed, so the first argument is visited (and numbered) first
-            stack.extend((p, False) for p in reversed(tensor._ctx.parents) if id(p) not in seen)
+        # reversed, so the first argument is visited (and numbered) first
+        stack.extend((p, False) for p in reversed(tensor.parents) if id(p) not in seen)
     return order
 
 
 def _draw(root: Tensor, *, show_data: bool, show_grad: bool, rankdir: str, max_nodes: int,
-          highlight: Collection[Tensor], model: Any, max_values: int):
+          highlight: Collection[Tensor], model: Any, max_values: int, scopes: Mapping[int, Any] | None = None):
     """draw_graph, also returning the node id of every tensor (by id(tensor)) for callers that add layout."""
     import graphviz
 
@@ -109,7 +113,7 @@ def _draw(root: Tensor, *, show_data: bool, show_grad: bool, rankdir: str, max_n
         highlighted.add(id(tensor))
 
     tensors = _walk(root)
-    ops = [t for t in tensors if t._ctx is not None]
+    ops = [t for t in tensors if t.op is not None]
     count = len(tensors) + len(ops)
     if count > max_nodes:
         raise ValueError(f"the graph has {count} nodes ({len(tensors)} tensors + {len(ops)} ops), more than "
@@ -139,9 +143,9 @@ def _draw(root: Tensor, *, show_data: bool, show_grad: bool, rankdir: str, max_n
             attrs["fontname"] = "Helvetica-Bold"
         if red:
             attrs["fontcolor"] = HIGHLIGHT
-        scope = _scope_of(tensor, param_names, model)
+        scope = _scope_of(tensor, param_names, model, scopes or {})
         nodes = [(ids[id(tensor)], attrs)]
-        if tensor._ctx is not None:
+        if tensor.op is not None:
             op_attrs = {"label": _op_label(tensor), "shape": "ellipse", "fontsize": "10", "height": "0.3",
                         "width": "0.3", "margin": "0.04,0.02"}
             if id(tensor) in highlighted:
@@ -163,11 +167,10 @@ def _draw(root: Tensor, *, show_data: bool, show_grad: bool, rankdir: str, max_n
                 sub.node(name, **attrs)
 
     for tensor in ops:
-        op = tensor._ctx
         out_red = id(tensor) in highlighted
-        for position, parent in enumerate(op.parents):
+        for position, parent in enumerate(tensor.parents):
             attrs = {}
-            if len(op.parents) >= 2:
+            if len(tensor.parents) >= 2:
                 attrs.update(headlabel=str(position), labelfontsize="8", labelfontcolor="#777777")
             if out_red and id(parent) in highlighted:
                 attrs.update(color=HIGHLIGHT, penwidth="2")
@@ -190,7 +193,7 @@ def _model_names(model: Any) -> tuple[dict[int, str], dict[int, str]]:
 
 
 def _kind(tensor: Tensor, param_names: dict[int, str], model: Any) -> str:
-    if tensor._ctx is not None:
+    if tensor.op is not None:
         return "result"
     if not tensor.requires_grad:
         return "constant"
@@ -199,10 +202,10 @@ def _kind(tensor: Tensor, param_names: dict[int, str], model: Any) -> str:
     return "parameter"
 
 
-def _scope_of(tensor: Tensor, param_names: dict[int, str], model: Any) -> Any:
+def _scope_of(tensor: Tensor, param_names: dict[int, str], model: Any, scopes: Mapping[int, Any]) -> Any:
     """The module a node is drawn inside: the innermost module its op ran in; a parameter's owner."""
-    if tensor._ctx is not None:
-        return tensor._scope[-1] if tensor._scope else None
+    if tensor.op is not None:
+        return scopes.get(id(tensor))
     name = param_names.get(id(tensor))
     if name is None or "." not in name:
         return None
@@ -277,19 +280,40 @@ def _html(text: str) -> str:
 
 
 def _op_label(tensor: Tensor) -> str:
-    op = tensor._ctx
-    name = type(op).__name__
-    label = OP_LABELS.get(name, name.lower())
-    if name == "Pow":
-        return f"**{getattr(op, 'exponent', '?'):g}"
-    if name == "Permute":
-        return f"permute {','.join(str(a) for a in op.axes)}"
-    if name in ("Sum", "Mean", "Max"):
-        ndim = op.parents[0].ndim
-        axes = tuple(getattr(op, "axes", range(ndim)))
+    op = tensor.op
+    label = OP_LABELS.get(op.name, op.name.lower())
+    if op.name == "Pow":
+        return f"**{op.arguments['exponent']:g}"
+    if op.name == "Permute":
+        return f"permute {','.join(str(a) for a in op.arguments['axes'])}"
+    if op.name in ("Sum", "Mean", "Max"):
+        ndim = tensor.parents[0].ndim
+        axes = normalize_axes(op.arguments.get("axis"), ndim)
         if axes != tuple(range(ndim)):
             return f"{label} axis {','.join(str(a) for a in axes)}"
     return label
+
+
+@contextmanager
+def module_scopes(model: Any) -> Iterator[dict[int, Any]]:
+    """Within the block, record the innermost module of `model` each op ran in: {id(result): module}, filled when
+    the block ends. Forward hooks see every module call's inputs and output; the tensors a call made are those
+    its output reaches without passing its inputs, and calls finish inner first, so the innermost module claims
+    each tensor."""
+    calls: list[tuple[Any, tuple, Any]] = []
+    handles = [module.register_forward_hook(lambda m, inputs, out: calls.append((m, inputs, out)))
+               for _, module in model.named_modules()]
+    scopes: dict[int, Any] = {}
+    try:
+        yield scopes
+    finally:
+        for handle in handles:
+            handle.remove()
+        for module, inputs, output in calls:
+            if isinstance(output, Tensor):
+                for tensor in _walk(output, stop={id(x) for x in inputs if isinstance(x, Tensor)}):
+                    if tensor.op is not None:
+                        scopes.setdefault(id(tensor), module)
 
 
 def _between(source: Tensor, target: Tensor) -> list[Tensor]:
@@ -297,7 +321,7 @@ def _between(source: Tensor, target: Tensor) -> list[Tensor]:
     reaches: set[int] = set()
     path = []
     for tensor in _walk(target):
-        if tensor is source or (tensor._ctx is not None and any(id(p) in reaches for p in tensor._ctx.parents)):
+        if tensor is source or any(id(p) in reaches for p in tensor.parents):
             reaches.add(id(tensor))
             path.append(tensor)
     return path
@@ -474,13 +498,14 @@ def model_graph(show_grad: bool = False):
     x_train, y_train, _, _ = data.load_split()
     images = Tensor(data.standardize(x_train[:2]), requires_grad=True, name="images")
     labels = np.asarray(y_train[:2])
-    logits = model(images)
+    with module_scopes(model) as scopes:
+        logits = model(images)
     logits.name = "logits"
     loss = F.cross_entropy(logits, labels)
     loss.name = "loss"
     if show_grad:
         loss.backward()
-    graph = draw_graph(loss, show_grad=show_grad, model=model, max_nodes=400)
+    graph = draw_graph(loss, show_grad=show_grad, model=model, scopes=scopes, max_nodes=400)
     graph.attr(label=f"the demo CNN on two digits (labels {', '.join(str(int(v)) for v in labels)}) "
                "and its cross-entropy loss", labelloc="t", labeljust="l", fontname="Helvetica", fontsize="14")
     return graph
