@@ -69,6 +69,15 @@ def output_size(size: int, pad: Pair, kernel: int, stride: int, dilation: int, w
     return (padded - span) // stride + 1
 
 
+def check_groups(groups: object) -> int:
+    """groups as an int ≥ 1, or a clear error."""
+    if not is_int(groups):
+        raise TypeError(f"groups must be a positive int, got {groups!r}")
+    if groups < 1:
+        raise ValueError(f"groups must be a positive int, got {groups!r}")
+    return int(groups)
+
+
 def check_conv_shapes(input_shape: tuple, weight_shape: tuple, groups: object) -> int:
     """Validate conv2d shapes (N, Cin, H, W) and (Cout, Cin/groups, KH, KW); return groups as an int."""
     if len(input_shape) != 4:
@@ -81,10 +90,7 @@ def check_conv_shapes(input_shape: tuple, weight_shape: tuple, groups: object) -
     if 0 in tuple(weight_shape):
         raise ValueError(f"conv2d weight (Cout, Cin/groups, KH, KW) must have every dimension >= 1, got shape "
                          f"{tuple(weight_shape)}")
-    if not is_int(groups):
-        raise TypeError(f"groups must be a positive int, got {groups!r}")
-    if groups < 1:
-        raise ValueError(f"groups must be a positive int, got {groups!r}")
+    groups = check_groups(groups)
     n, c_in, _, _ = input_shape
     c_out, c_per_group, _, _ = weight_shape
     if n == 0:
@@ -98,4 +104,4 @@ def check_conv_shapes(input_shape: tuple, weight_shape: tuple, groups: object) -
             f"channel mismatch: input has {c_in} channels, weight {tuple(weight_shape)} expects "
             f"{c_per_group}·groups = {c_per_group * groups}"
         )
-    return int(groups)
+    return groups

@@ -22,7 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_conv.conv_args import check_conv_shapes, is_int, output_size, pair, resolve_padding
+from tinygrad_conv import ops
+from tinygrad_conv.conv_args import check_conv_shapes, check_groups, is_int, output_size, pair, resolve_padding
+from tinygrad_conv.conv_args import output_size as output_size_along
 from tinygrad_conv.tensor import Tensor
 
 
@@ -78,6 +80,98 @@ def conv2d(
     if bias is not None:
         out = out + _bias(bias, c_out, x.dtype).reshape(1, c_out, 1, 1)
     return out
+
+
+def conv_transpose2d(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: int | tuple[int, int] = 1,
+    padding: int | tuple = 0,
+    output_padding: int | tuple[int, int] = 0,
+    groups: int = 1,
+    dilation: int | tuple[int, int] = 1,
+) -> Tensor:
+    """The adjoint of conv2d (as torch.nn.functional.conv_transpose2d): input (N, Cin, H, W), weight
+    (Cin, Cout/groups, KH, KW), bias (Cout,) → (N, Cout, Ho, Wo), Ho = (H − 1)·sh − top − bottom + dh·(KH − 1)
+    + output_padding + 1. Composed as matmul → fold → crop:
+
+        cols = Wᵀ · X          every input pixel spread over a kernel window      (Cout·KH·KW, H·W·N)
+        Y = crop(fold(cols))    the windows added where they overlap (col2im), then the padding cut off
+
+    which is conv2d's input gradient: conv_transpose2d(dL/dY, W) = dL/dX. padding: int, (ph, pw) or per side
+    ((top, bottom), (left, right)); output_padding (< stride or dilation) adds rows/columns at the bottom/right.
+    """
+    x, weight = _tensor(input, "input"), _tensor(weight, "weight")
+    if x.ndim != 4 or weight.ndim != 4:
+        raise ValueError(f"conv_transpose2d expects a 4-D input (N, Cin, H, W) and a 4-D weight "
+                         f"(Cin, Cout/groups, KH, KW), got shapes {x.shape} and {weight.shape}")
+    groups = check_groups(groups)
+    n, c_in, h, w = x.shape
+    if weight.shape[0] != c_in or c_in % groups or 0 in weight.shape or n == 0:
+        raise ValueError(f"conv_transpose2d: weight {weight.shape} must be (Cin, Cout/groups, KH, KW) with Cin = "
+                         f"{c_in} (the input's channels, divisible by groups={groups}) and no empty dimension; "
+                         f"input {x.shape} must hold at least one image")
+    _same_dtype(x, weight)
+    c_out, (kh, kw) = weight.shape[1] * groups, weight.shape[2:]
+    stride, dilation = pair(stride, "stride"), pair(dilation, "dilation")
+    if isinstance(padding, str):
+        raise ValueError(f"conv_transpose2d: padding must be an int, a pair or per-side pairs, got {padding!r}")
+    padding = resolve_padding(padding, (kh, kw), stride, dilation)
+    output_padding = pair(output_padding, "output_padding", minimum=0)
+    for extra, s, d in zip(output_padding, stride, dilation):
+        if extra >= max(s, d):
+            raise ValueError(f"output_padding {output_padding} must be smaller than stride {stride} or dilation "
+                             f"{dilation} along each axis")
+    full = [(size - 1) * s + d * (k - 1) + 1 for size, s, d, k in zip((h, w), stride, dilation, (kh, kw))]
+    for axis, (size, extra, (before, after)) in enumerate(zip(full, output_padding, padding)):
+        if size + extra - before - after < 1:
+            raise ValueError(f"conv_transpose2d: padding {padding[axis]} crops the whole output "
+                             f"({size + extra} {'rows' if axis == 0 else 'columns'})")
+
+    x_cols = x.permute(1, 2, 3, 0).reshape(groups, c_in // groups, h * w * n)  # (G, Cin/G, H·W·N)
+    weight_t = weight.reshape(groups, c_in // groups, c_out // groups * kh * kw).transpose(1, 2)
+    cols = (weight_t @ x_cols).reshape(c_out, kh, kw, h, w, n)  # Wᵀ · X, one column per input pixel
+    out = Tensor._apply(ops.Fold, cols, output_size=tuple(full), kernel_size=(kh, kw), stride=stride,
+                        dilation=dilation)
+    if output_padding != (0, 0):
+        out = out.pad(((0, 0), (0, 0), (0, output_padding[0]), (0, output_padding[1])))
+    out = _crop_spatial(out, padding)
+    if bias is not None:
+        out = out + _bias(bias, c_out, x.dtype).reshape(1, c_out, 1, 1)
+    return out
+
+
+def fold(
+    input: Tensor,
+    output_size: int | tuple[int, int],
+    kernel_size: int | tuple[int, int],
+    dilation: int | tuple[int, int] = 1,
+    padding: int | tuple[int, int] = 0,
+    stride: int | tuple[int, int] = 1,
+) -> Tensor:
+    """col2im, unfold's adjoint, as torch.nn.functional.fold: columns (N, C·KH·KW, L) → (N, C, H, W), each column
+    added back onto the window it was read from (overlaps add up), the padding then cut off; L = Ho·Wo windows."""
+    cols = _tensor(input, "input")
+    kernel_size, stride, dilation = pair(kernel_size, "kernel_size"), pair(stride, "stride"), pair(dilation, "dilation")
+    (h, w), (ph, pw) = pair(output_size, "output_size"), pair(padding, "padding", minimum=0)
+    ho = output_size_along(h, (ph, ph), kernel_size[0], stride[0], dilation[0], "output height")
+    wo = output_size_along(w, (pw, pw), kernel_size[1], stride[1], dilation[1], "output width")
+    window = kernel_size[0] * kernel_size[1]
+    if cols.ndim != 3 or cols.shape[1] % window or cols.shape[2] != ho * wo:
+        raise ValueError(f"fold expects input (N, C·{kernel_size[0]}·{kernel_size[1]}, {ho * wo}) for output_size "
+                         f"{(h, w)} (a multiple of {window} rows, one column per window), got shape {cols.shape}")
+    n, c = cols.shape[0], cols.shape[1] // window
+    cols = cols.reshape(n, c, *kernel_size, ho, wo).permute(1, 2, 3, 4, 5, 0)  # (C, KH, KW, Ho, Wo, N)
+    out = Tensor._apply(ops.Fold, cols, output_size=(h + 2 * ph, w + 2 * pw), kernel_size=kernel_size,
+                        stride=stride, dilation=dilation)
+    return _crop_spatial(out, ((ph, ph), (pw, pw)))
+
+
+def _crop_spatial(x: Tensor, padding: tuple[tuple[int, int], tuple[int, int]]) -> Tensor:
+    if padding == ((0, 0), (0, 0)):
+        return x
+    return Tensor._apply(ops.Crop, x, pad_width=((0, 0), (0, 0), *padding))
 
 
 def unfold(
@@ -233,5 +327,5 @@ def _axis(axis: Any, what: str, ndim: int, shape: tuple[int, ...]) -> int:
     return int(axis) % ndim
 
 
-__all__: Sequence[str] = ["conv2d", "unfold", "max_pool2d", "avg_pool2d", "relu", "linear", "log_softmax",
+__all__: Sequence[str] = ["conv2d", "conv_transpose2d", "fold", "unfold", "max_pool2d", "avg_pool2d", "relu", "linear", "log_softmax",
                           "cross_entropy", "dropout", "flatten"]

@@ -303,6 +303,43 @@ class Conv2d(Module):
         return text
 
 
+class ConvTranspose2d(Module):
+    """y = conv_transpose2d(x, weight, bias): (N, in_channels, H, W) → (N, out_channels, Ho, Wo), conv2d's adjoint.
+
+    weight (in_channels, out_channels/groups, KH, KW) and bias (out_channels,) start as U(−1/√fan_in, 1/√fan_in)
+    with fan_in = out_channels/groups · KH · KW, as PyTorch's.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
+                 stride: int | tuple[int, int] = 1, padding: int | tuple = 0,
+                 output_padding: int | tuple[int, int] = 0, groups: int = 1, bias: bool = True,
+                 dilation: int | tuple[int, int] = 1, dtype: Any = None, rng: Any = None):
+        super().__init__()
+        self.in_channels = _positive_int(in_channels, "in_channels")
+        self.out_channels = _positive_int(out_channels, "out_channels")
+        self.kernel_size = pair(kernel_size, "kernel_size")
+        self.stride, self.dilation = pair(stride, "stride"), pair(dilation, "dilation")
+        self.output_padding = pair(output_padding, "output_padding", minimum=0)
+        self.groups = _positive_int(groups, "groups")
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"groups={groups} must divide both in_channels ({in_channels}) "
+                             f"and out_channels ({out_channels})")
+        self.padding = resolve_padding(padding, self.kernel_size, self.stride, self.dilation)
+        _check_bool(bias, "bias")
+        rng = _make_rng(rng)
+        bound = 1 / math.sqrt(out_channels // groups * self.kernel_size[0] * self.kernel_size[1])
+        self.weight = _uniform(rng, bound, (in_channels, out_channels // groups, *self.kernel_size), dtype)
+        self.bias = _uniform(rng, bound, (out_channels,), dtype) if bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding, self.output_padding,
+                                  self.groups, self.dilation)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}, output_padding={self.output_padding}")
+
+
 class Linear(Module):
     """y = x · weightᵀ + bias: (..., in_features) → (..., out_features); weight (out, in), bias (out,)."""
 
@@ -431,5 +468,5 @@ class Sequential(Module):
         return iter(self._layers())
 
 
-__all__ = ["Parameter", "Module", "Conv2d", "Linear", "ReLU", "MaxPool2d", "AvgPool2d", "Flatten", "Dropout",
+__all__ = ["Parameter", "Module", "Conv2d", "ConvTranspose2d", "Linear", "ReLU", "MaxPool2d", "AvgPool2d", "Flatten", "Dropout",
            "Sequential"]

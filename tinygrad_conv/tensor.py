@@ -36,12 +36,14 @@ _grad_enabled = True
 class no_grad:
     """Context manager and decorator (`@no_grad` or `@no_grad()`): ops inside record no graph, as torch.no_grad."""
 
+    enabled = False
+
     def __new__(cls, fn: Callable | None = None) -> Any:
         return super().__new__(cls) if fn is None else cls()(fn)
 
     def __enter__(self) -> None:
         global _grad_enabled
-        self.previous, _grad_enabled = _grad_enabled, False
+        self.previous, _grad_enabled = _grad_enabled, self.enabled
 
     def __exit__(self, *exc: object) -> None:
         global _grad_enabled
@@ -50,10 +52,16 @@ class no_grad:
     def __call__(self, fn: Callable) -> Callable:
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with no_grad():
+            with type(self)():
                 return fn(*args, **kwargs)
 
         return wrapper
+
+
+class enable_grad(no_grad):
+    """Context manager and decorator: ops inside record the graph, even within no_grad (as torch.enable_grad)."""
+
+    enabled = True
 
 
 def is_grad_enabled() -> bool:
