@@ -33,7 +33,6 @@ from common import (
 import tinygrad_conv
 from tinygrad_conv import Tensor, data, nn
 from tinygrad_conv import functional as F
-from tinygrad_conv import tensor as tensor_module
 from tinygrad_conv.train import TrainConfig, build_model, make_optimizer, predict
 
 # ---------------------------------------------------------------- the two trainers
@@ -162,7 +161,7 @@ def step_seconds(trainer: Ours, batch_size: int, steps: int, seed: int) -> float
 class OpReplay(PrimitivePatch):
     """Records every primitive's forward/backward result over some steps, then replays them: after `replaying()`
     each primitive returns its recorded result without computing anything, so a step's time is the engine and glue
-    alone (Tensor._apply, backward()'s walk, unbroadcast's sums, module and functional code, argument checks)."""
+    alone (Tensor._apply, backward()'s walk, module and functional code, argument checks)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -193,25 +192,24 @@ def step_timing_the_optimizer(trainer: Ours, images: np.ndarray, labels: np.ndar
 
 
 def bookkeeping_seconds(trainer: Ours, batches: list) -> dict[str, float]:
-    """Seconds per step with every primitive replayed: 'step', and of it 'optimizer' (optimizer.step()), 'dropout'
-    (F.dropout: drawing the random mask) and 'unbroadcast' (the engine's gradient sums), the numpy work that is
-    left outside the primitives. The same batches run twice: recorded, then replayed (the replayed results do not
-    depend on what the glue computes, e.g. dropout's mask)."""
-    replay, seconds = OpReplay(), {"optimizer": 0.0, "dropout": 0.0, "unbroadcast": 0.0}
-    dropout, unbroadcast = F.dropout, tensor_module.unbroadcast
+    """Seconds per step with every primitive replayed: 'step', and of it 'optimizer' (optimizer.step()) and 'dropout'
+    (F.dropout: drawing the random mask), the numpy work that is left outside the primitives. The same batches run
+    twice: recorded, then replayed (the replayed results do not depend on what the glue computes, e.g. dropout's
+    mask)."""
+    replay, seconds = OpReplay(), {"optimizer": 0.0, "dropout": 0.0}
+    dropout = F.dropout
     try:
         replay.recording()
         for images, labels in batches:
             trainer.step(images, labels)
         replay.replaying()
         F.dropout = timing(dropout, seconds, "dropout")
-        tensor_module.unbroadcast = timing(unbroadcast, seconds, "unbroadcast")
         started = time.perf_counter()
         seconds["optimizer"] = sum(step_timing_the_optimizer(trainer, images, labels) for images, labels in batches)
         seconds["step"] = time.perf_counter() - started
     finally:
         replay.restore()
-        F.dropout, tensor_module.unbroadcast = dropout, unbroadcast
+        F.dropout = dropout
     return {name: value / len(batches) for name, value in seconds.items()}
 
 
@@ -236,7 +234,7 @@ def profile_steps(split, seed: int, batch_size: int, steps: int) -> None:
     rest = plain - in_ops - in_optimizer
     replayed = bookkeeping_seconds(trainer, [next(stream) for _ in range(steps)])
     direct = replayed["step"] - replayed["optimizer"]
-    python_alone = direct - replayed["dropout"] - replayed["unbroadcast"]
+    python_alone = direct - replayed["dropout"]
 
     print(f"(a) where one training step goes (batch {batch_size}, {steps} steps)")
     print("    method: every primitive's forward/backward (ops.py) runs inside a timer; those bodies are the numpy")
@@ -253,8 +251,6 @@ def profile_steps(split, seed: int, batch_size: int, steps: int) -> None:
         ["  graph bookkeeping (direct: primitives replayed)", fmt(1e3 * direct, 3), pct(direct / plain)],
         ["    of which dropout's random mask (numpy)", fmt(1e3 * replayed["dropout"], 3),
          pct(replayed["dropout"] / plain)],
-        ["    of which unbroadcast's gradient sums (numpy)", fmt(1e3 * replayed["unbroadcast"], 3),
-         pct(replayed["unbroadcast"] / plain)],
         ["    the rest: Python alone", fmt(1e3 * python_alone, 3), pct(python_alone / plain)],
         ["step with the timers (their own cost included)", fmt(1e3 * timed_step, 3), "-"],
         ["step at batch 1, no timers (cross-check)", fmt(1e3 * one, 3), f"{pct(one / plain)} of a full step"],

@@ -52,7 +52,8 @@ PRIMITIVES = {
     "index basic": (lambda a: a[1:, ::2].exp(), lambda t, a: a[1:, ::2].exp(), [(3, 5)], False),
     "index repeats": (lambda a: a[[0, 0, 2]] ** 2, lambda t, a: a[[0, 0, 2]] ** 2, [(3, 4)], False),
     "unfold": (lambda x: F.unfold(x, 2, dilation=(1, 2), padding=1, stride=(2, 1)).tanh(),
-               lambda t, x: tf(t).unfold(x, 2, dilation=(1, 2), padding=1, stride=(2, 1)).tanh(), [(2, 2, 4, 5)], False),
+               lambda t, x: tf(t).unfold(x, 2, dilation=(1, 2), padding=1, stride=(2, 1)).tanh(),
+               [(2, 2, 4, 5)], False),
     "fold": (lambda c: F.fold(c, (5, 6), 2, padding=1, stride=2).tanh(),
              lambda t, c: tf(t).fold(c, (5, 6), 2, padding=1, stride=2).tanh(), [(2, 12, 12)], False),
 }
@@ -105,8 +106,10 @@ def test_every_primitive_second_derivative_matches_torch(name, torch):
 
 @pytest.mark.parametrize("op_type, arguments, shape", [
     (ops.Expand, {"shape": (4, 2, 3)}, (2, 1)), (ops.SumTo, {"shape": (2, 1)}, (4, 2, 3)),
-    (ops.Crop, {"pad_width": ((1, 0), (2, 1))}, (4, 5)), (ops.Scatter, {"index": ([0, 2, 0],), "shape": (4, 3)}, (3, 3)),
-    (ops.Fold, {"output_size": (4, 5), "kernel_size": (2, 2), "stride": (1, 2), "dilation": (1, 1)}, (2, 2, 2, 3, 2, 1)),
+    (ops.Crop, {"pad_width": ((1, 0), (2, 1))}, (4, 5)),
+    (ops.Scatter, {"index": ([0, 2, 0],), "shape": (4, 3)}, (3, 3)),
+    (ops.Fold, {"output_size": (4, 5), "kernel_size": (2, 2), "stride": (1, 2), "dilation": (1, 1)},
+     (2, 2, 2, 3, 2, 1)),
 ])
 def test_the_adjoint_ops_are_twice_differentiable(op_type, arguments, shape):
     """The ops that only backward passes use directly, each through its adjoint (a linear op: H = 0, and the
@@ -117,7 +120,8 @@ def test_the_adjoint_ops_are_twice_differentiable(op_type, arguments, shape):
 
 COMPOSED = {
     "conv2d": (lambda x, w, b: F.conv2d(x, w, b, stride=2, padding=1).tanh(),
-               lambda t, x, w, b: tf(t).conv2d(x, w, b, stride=2, padding=1).tanh(), [(2, 3, 5, 5), (4, 3, 3, 3), (4,)]),
+               lambda t, x, w, b: tf(t).conv2d(x, w, b, stride=2, padding=1).tanh(),
+               [(2, 3, 5, 5), (4, 3, 3, 3), (4,)]),
     "conv_transpose2d": (lambda x, w, b: F.conv_transpose2d(x, w, b, 2, 1, 1, 2, 1).tanh(),
                          lambda t, x, w, b: tf(t).conv_transpose2d(x, w, b, 2, 1, 1, 2, 1).tanh(),
                          [(2, 4, 3, 3), (4, 3, 3, 3), (6,)]),

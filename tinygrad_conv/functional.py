@@ -327,5 +327,6 @@ def _axis(axis: Any, what: str, ndim: int, shape: tuple[int, ...]) -> int:
     return int(axis) % ndim
 
 
-__all__: Sequence[str] = ["conv2d", "conv_transpose2d", "fold", "unfold", "max_pool2d", "avg_pool2d", "relu", "linear", "log_softmax",
+__all__: Sequence[str] = ["conv2d", "conv_transpose2d", "fold", "unfold", "max_pool2d", "avg_pool2d", "relu", "linear",
+                          "log_softmax",
                           "cross_entropy", "dropout", "flatten"]

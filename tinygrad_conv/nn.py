@@ -468,5 +468,6 @@ class Sequential(Module):
         return iter(self._layers())
 
 
-__all__ = ["Parameter", "Module", "Conv2d", "ConvTranspose2d", "Linear", "ReLU", "MaxPool2d", "AvgPool2d", "Flatten", "Dropout",
+__all__ = ["Parameter", "Module", "Conv2d", "ConvTranspose2d", "Linear", "ReLU", "MaxPool2d", "AvgPool2d", "Flatten",
+           "Dropout",
            "Sequential"]
