@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 import shutil
 import sys
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,15 +42,16 @@ from tinygrad_conv.tensor import Tensor
 
 #: Short labels of the op nodes, by op class name (ops.py); an unknown op shows its class name in lower case.
 OP_LABELS = {
-    "Add": "+", "Sub": "-", "Mul": "*", "Div": "/", "MatMul": "@", "Neg": "neg", "Pow": "**",
+    "Add": "+", "Sub": "-", "Mul": "*", "Div": "/", "MatMul": "matmul", "Neg": "neg", "Pow": "**",
     "Exp": "exp", "Log": "log", "ReLU": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid",
     "Sum": "Σ", "Mean": "mean", "Max": "max",
-    "Reshape": "reshape", "Permute": "permute", "Pad": "pad", "Index": "[ ]", "Unfold": "im2col",
+    "Reshape": "reshape", "Permute": "permute", "Pad": "pad", "Index": "[ ]", "Unfold": "unfold (im2col)",
+    "Fold": "fold (col2im)", "Crop": "crop", "Expand": "expand", "SumTo": "sum_to", "Scatter": "scatter",
 }  # fmt: skip
 
 FILL = {"result": "white", "parameter": "#cfe2ff", "input": "#d4f0d4", "constant": "#e6e6e6", "root": "#fff2a8"}
 HIGHLIGHT = "#d62728"
-GRAPH_NAMES = ("derivation", "conv", "model")
+GRAPH_NAMES = ("derivation", "conv", "backward", "model")
 FORMATS = ("svg", "png", "pdf", "dot")
 INSTALL_HINT = ("Graphviz's `dot` was not found, so only the DOT source was written; to render images install "
                 "Graphviz: apt install graphviz / brew install graphviz / conda install graphviz")
@@ -59,10 +60,11 @@ INSTALL_HINT = ("Graphviz's `dot` was not found, so only the DOT source was writ
 # ---------------------------------------------------------------- the general renderer
 
 
-def draw_graph(root: Tensor, *, show_data: bool = True, show_grad: bool = True, rankdir: str = "LR",
+def draw_graph(root: Tensor | Sequence[Tensor], *, show_data: bool = True, show_grad: bool = True, rankdir: str = "LR",
                max_nodes: int = 400, highlight: Collection[Tensor] = (), model: Any = None,
                scopes: Mapping[int, Any] | None = None, max_values: int = 4):
-    """The graph that made `root`, as a graphviz.Digraph: a record node per tensor, a small node per op.
+    """The graph that made `root` (a Tensor, or several drawn together: the gradients `grad` returns), as a
+    graphviz.Digraph: a record node per tensor, a small node per op.
 
     show_data / show_grad: print values and gradients of tensors with at most `max_values` elements
     (4 significant digits; a matrix one row per line). highlight: tensors whose nodes — and, for op results,
@@ -77,12 +79,13 @@ def draw_graph(root: Tensor, *, show_data: bool = True, show_grad: bool = True, 
                  highlight=highlight, model=model, scopes=scopes, max_values=max_values)[0]
 
 
-def _walk(root: Tensor, stop: Collection[int] = ()) -> list[Tensor]:
-    """Every tensor root depends on, each after its inputs (iterative depth-first: no recursion limit), not going
-    past the tensors whose ids are in `stop`."""
+def _walk(root: Tensor | Sequence[Tensor], stop: Collection[int] = ()) -> list[Tensor]:
+    """Every tensor the root(s) depend on, each after its inputs (iterative depth-first: no recursion limit), not
+    going past the tensors whose ids are in `stop`."""
     order: list[Tensor] = []
     seen: set[int] = set(stop)
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    roots = [root] if isinstance(root, Tensor) else list(root)
+    stack: list[tuple[Tensor, bool]] = [(r, False) for r in reversed(roots)]
     while stack:
         tensor, inputs_done = stack.pop()
         if inputs_done:
@@ -97,13 +100,15 @@ def _walk(root: Tensor, stop: Collection[int] = ()) -> list[Tensor]:
     return order
 
 
-def _draw(root: Tensor, *, show_data: bool, show_grad: bool, rankdir: str, max_nodes: int,
+def _draw(root: Tensor | Sequence[Tensor], *, show_data: bool, show_grad: bool, rankdir: str, max_nodes: int,
           highlight: Collection[Tensor], model: Any, max_values: int, scopes: Mapping[int, Any] | None = None):
     """draw_graph, also returning the node id of every tensor (by id(tensor)) for callers that add layout."""
     import graphviz
 
-    if not isinstance(root, Tensor):
-        raise TypeError(f"draw_graph needs a Tensor as root, got {type(root).__name__}")
+    roots = [root] if isinstance(root, Tensor) else list(root) if isinstance(root, (list, tuple)) else [root]
+    if not roots or not all(isinstance(r, Tensor) for r in roots):
+        raise TypeError(f"draw_graph needs a Tensor (or a list of Tensors) as root, got {type(root).__name__}")
+    root_ids = {id(r) for r in roots}
     if rankdir not in ("LR", "RL", "TB", "BT"):
         raise ValueError(f"rankdir must be 'LR', 'RL', 'TB' or 'BT', got {rankdir!r}")
     highlighted = set()
@@ -112,7 +117,7 @@ def _draw(root: Tensor, *, show_data: bool, show_grad: bool, rankdir: str, max_n
             raise TypeError(f"highlight must hold Tensors, got {type(tensor).__name__}")
         highlighted.add(id(tensor))
 
-    tensors = _walk(root)
+    tensors = _walk(roots)
     ops = [t for t in tensors if t.op is not None]
     count = len(tensors) + len(ops)
     if count > max_nodes:
@@ -136,10 +141,11 @@ def _draw(root: Tensor, *, show_data: bool, show_grad: bool, rankdir: str, max_n
         kind = _kind(tensor, param_names, model)
         red = id(tensor) in highlighted
         cells = _cells(tensor, param_names.get(id(tensor)), kind, show_data, show_grad, max_values)
-        fill = FILL["root"] if tensor is root else FILL[kind]
-        border = 2 if tensor is root or red else 0
+        is_root = id(tensor) in root_ids
+        fill = FILL["root"] if is_root else FILL[kind]
+        border = 2 if is_root or red else 0
         attrs = {"label": _table(cells, fill, border, HIGHLIGHT if red else "black"), "shape": "plain"}
-        if tensor is root:
+        if is_root:
             attrs["fontname"] = "Helvetica-Bold"
         if red:
             attrs["fontcolor"] = HIGHLIGHT
@@ -484,6 +490,37 @@ def conv_graph(show_grad: bool = True):
     return graph
 
 
+def backward_graph(show_grad: bool = True):
+    """The backward pass of conv_graph's convolution as a graph of its own, built by grad(..., create_graph=True).
+
+    dL/dW = dL/dY · colsᵀ is a matmul with the forward's im2col columns; dL/dX = crop(fold(Wᵀ · dL/dY)) is
+    matmul → fold (col2im) → crop. dL/dY is a given 3×3 gradient (1…9), so every array's values are shown.
+    `show_grad` is accepted for the command line's --no-grad; gradients of gradients are not drawn.
+    """
+    from tinygrad_conv import functional as F
+    from tinygrad_conv.tensor import grad
+
+    x = Tensor(np.arange(1.0, 10.0).reshape(1, 1, 3, 3), requires_grad=True, name="x")
+    weight = Tensor([[[[1.0, 2.0], [3.0, 4.0]]]], requires_grad=True, name="weight")
+    y = F.conv2d(x, weight, padding=((1, 0), (1, 0)))
+    grad_y = Tensor(np.arange(1.0, 10.0).reshape(y.shape), name="dL/dY")
+    grad_x, grad_w = grad(y, [x, weight], grad_y, create_graph=True)
+    grad_x.name, grad_w.name = "dL/dX", "dL/dW"
+    for tensor in _walk([grad_x, grad_w]):  # name what the two matmuls multiply
+        if tensor.op is None and not tensor.requires_grad:
+            tensor.name = "dL/dY"  # laid out (groups, Cout, Ho·Wo·N), a constant: it needs no gradient here
+        elif tensor.op is not None and tensor.op.name == "Permute" and tensor.parents[0].parents[0] is weight:
+            tensor.name = "Wᵀ"
+        elif tensor.op is not None and tensor.op.name == "Reshape" and tensor.parents[0].op is not None \
+                and tensor.parents[0].op.name == "Unfold":
+            tensor.name = "cols"
+    graph = draw_graph([grad_x, grad_w], show_grad=False, max_values=9, rankdir="TB")
+    graph.attr(label="the backward pass of conv2d(x, weight, padding=((1, 0), (1, 0))) as a graph: "
+               "dL/dW = dL/dY · colsᵀ,  dL/dX = crop(fold(Wᵀ · dL/dY))",
+               labelloc="t", labeljust="l", fontname="Helvetica", fontsize="14")
+    return graph
+
+
 def model_graph(show_grad: bool = False):
     """The demo CNN (train.build_model(seed=0)) and its cross-entropy loss on the first two training digits.
 
@@ -557,14 +594,15 @@ def graph_command(name: str, fmt: str | None, out: str | None, show_grad: bool) 
     a one-line install hint, and the code is 1 only when an image format was asked for with --format.
     """
     if name not in GRAPH_NAMES:
-        print(f"tinygrad-conv: error: unknown graph {name!r}: choose derivation, conv or model", file=sys.stderr)
+        print(f"tinygrad-conv: error: unknown graph {name!r}: choose derivation, conv, backward or model",
+              file=sys.stderr)
         return 2
     if fmt is not None and fmt.lower() not in FORMATS:
         print(f"tinygrad-conv: error: unknown format {fmt!r}: choose svg, png, pdf or dot", file=sys.stderr)
         return 2
     fmt = None if fmt is None else fmt.lower()
     out = out or f"{name}.{fmt or 'svg'}"
-    build = {"derivation": derivation_graph, "conv": conv_graph, "model": model_graph}[name]
+    build = {"derivation": derivation_graph, "conv": conv_graph, "backward": backward_graph, "model": model_graph}[name]
     graph = build(show_grad=show_grad)
     try:
         path, rendered = render(graph, out, fmt)
