@@ -16,14 +16,22 @@ Pooling is pad → im2col → max/mean over the window axis; cross_entropy is lo
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from tinygrad_conv import ops
-from tinygrad_conv.conv_args import check_conv_shapes, check_groups, is_int, output_size, pair, resolve_padding
+from tinygrad_conv.conv_args import (
+    check_conv_shapes,
+    check_groups,
+    dropout_probability,
+    is_int,
+    output_size,
+    pair,
+    pool_padding,
+    resolve_padding,
+)
 from tinygrad_conv.conv_args import output_size as output_size_along
 from tinygrad_conv.tensor import Tensor
 
@@ -76,7 +84,7 @@ def conv2d(
     cols = _pad_spatial(x, padding).im2col((kh, kw), stride, dilation)  # (Cin, KH, KW, Ho, Wo, N)
     cols = cols.reshape(groups, c_in // groups * kh * kw, ho * wo * n)
     out = weight.reshape(groups, c_out // groups, c_in // groups * kh * kw) @ cols  # (G, Cout/G, Ho·Wo·N)
-    out = out.reshape(c_out, ho, wo, n).permute(3, 0, 1, 2)  # (N, Cout, Ho, Wo), batch-last in memory: see Unfold
+    out = out.reshape(c_out, ho, wo, n).permute(3, 0, 1, 2)  # (N, Cout, Ho, Wo), batch-last in memory: see kernels.py
     if bias is not None:
         out = out + _bias(bias, c_out, x.dtype).reshape(1, c_out, 1, 1)
     return out
@@ -203,9 +211,7 @@ def _pool(x: Tensor, kernel_size: Any, stride: Any, padding: Any, pad_value: flo
         raise ValueError(f"{reduce}-pooling got an empty input of shape {x.shape} (no batch, channels or pixels)")
     kernel_size = pair(kernel_size, "kernel_size")
     stride = kernel_size if stride is None else pair(stride, "stride")
-    ph, pw = pair(padding, "padding", minimum=0)
-    if 2 * ph > kernel_size[0] or 2 * pw > kernel_size[1]:
-        raise ValueError(f"padding {(ph, pw)} must be at most half the kernel size {kernel_size}")
+    ph, pw = pool_padding(padding, kernel_size)
     n, c, h, w = x.shape
     ho = output_size(h, (ph, ph), kernel_size[0], stride[0], 1, "input height")
     wo = output_size(w, (pw, pw), kernel_size[1], stride[1], 1, "input width")
@@ -296,10 +302,7 @@ def _class_targets(target: Any, n: int, num_classes: int) -> np.ndarray:
 def dropout(input: Tensor, p: float = 0.5, training: bool = True, rng: np.random.Generator | None = None) -> Tensor:
     """Zero each element with probability p and scale the rest by 1/(1 − p) (identity when not training)."""
     x = _tensor(input, "input")
-    if isinstance(p, bool) or not isinstance(p, numbers.Real):
-        raise TypeError(f"dropout probability p must be a number in [0, 1), got {p!r}")
-    if not 0 <= p < 1:
-        raise ValueError(f"dropout probability p must be in [0, 1), got {p}")
+    p = dropout_probability(p)
     if not training or p == 0:
         return x
     keep = (rng or np.random.default_rng()).random(x.shape) >= p

@@ -23,7 +23,16 @@ from typing import Any
 import numpy as np
 
 from tinygrad_conv import functional as F
-from tinygrad_conv.conv_args import is_int, pair, resolve_padding
+from tinygrad_conv.conv_args import (
+    check_bool,
+    check_groups_divide,
+    dropout_probability,
+    is_int,
+    pair,
+    pool_padding,
+    positive_int,
+    resolve_padding,
+)
 from tinygrad_conv.tensor import Tensor
 
 
@@ -221,20 +230,6 @@ class Module:
 # ---------------------------------------------------------------- argument checks
 
 
-def _positive_int(value: Any, name: str) -> int:
-    if not is_int(value):
-        raise TypeError(f"{name} must be a positive int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
-
-
-def _check_bool(value: Any, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return value
-
-
 def _make_rng(rng: Any) -> np.random.Generator:
     """None → a fresh Generator; an int → a Generator seeded with it; a Generator → itself."""
     if rng is None:
@@ -265,22 +260,20 @@ class Conv2d(Module):
                  dilation: int | tuple[int, int] = 1, groups: int = 1, bias: bool = True,
                  dtype: Any = None, rng: Any = None):
         super().__init__()
-        self.in_channels = _positive_int(in_channels, "in_channels")
-        self.out_channels = _positive_int(out_channels, "out_channels")
+        self.in_channels = positive_int(in_channels, "in_channels")
+        self.out_channels = positive_int(out_channels, "out_channels")
         self.kernel_size = pair(kernel_size, "kernel_size")
         self.stride = pair(stride, "stride")
         self.dilation = pair(dilation, "dilation")
-        self.groups = _positive_int(groups, "groups")
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(f"groups={groups} must divide both in_channels ({in_channels}) "
-                             f"and out_channels ({out_channels})")
+        self.groups = positive_int(groups, "groups")
+        check_groups_divide(self.groups, self.in_channels, self.out_channels)
         resolve_padding(padding, self.kernel_size, self.stride, self.dilation)  # validates; forward resolves it
         if isinstance(padding, numbers.Integral):
             padding = (int(padding), int(padding))
         elif isinstance(padding, list):
             padding = tuple(tuple(p) if isinstance(p, list) else p for p in padding)
         self.padding = padding
-        _check_bool(bias, "bias")
+        check_bool(bias, "bias")
         rng = _make_rng(rng)
         fan_in = in_channels // groups * self.kernel_size[0] * self.kernel_size[1]
         bound = 1 / math.sqrt(fan_in)
@@ -315,17 +308,15 @@ class ConvTranspose2d(Module):
                  output_padding: int | tuple[int, int] = 0, groups: int = 1, bias: bool = True,
                  dilation: int | tuple[int, int] = 1, dtype: Any = None, rng: Any = None):
         super().__init__()
-        self.in_channels = _positive_int(in_channels, "in_channels")
-        self.out_channels = _positive_int(out_channels, "out_channels")
+        self.in_channels = positive_int(in_channels, "in_channels")
+        self.out_channels = positive_int(out_channels, "out_channels")
         self.kernel_size = pair(kernel_size, "kernel_size")
         self.stride, self.dilation = pair(stride, "stride"), pair(dilation, "dilation")
         self.output_padding = pair(output_padding, "output_padding", minimum=0)
-        self.groups = _positive_int(groups, "groups")
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(f"groups={groups} must divide both in_channels ({in_channels}) "
-                             f"and out_channels ({out_channels})")
+        self.groups = positive_int(groups, "groups")
+        check_groups_divide(self.groups, self.in_channels, self.out_channels)
         self.padding = resolve_padding(padding, self.kernel_size, self.stride, self.dilation)
-        _check_bool(bias, "bias")
+        check_bool(bias, "bias")
         rng = _make_rng(rng)
         bound = 1 / math.sqrt(out_channels // groups * self.kernel_size[0] * self.kernel_size[1])
         self.weight = _uniform(rng, bound, (in_channels, out_channels // groups, *self.kernel_size), dtype)
@@ -345,9 +336,9 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype: Any = None, rng: Any = None):
         super().__init__()
-        self.in_features = _positive_int(in_features, "in_features")
-        self.out_features = _positive_int(out_features, "out_features")
-        _check_bool(bias, "bias")
+        self.in_features = positive_int(in_features, "in_features")
+        self.out_features = positive_int(out_features, "out_features")
+        check_bool(bias, "bias")
         rng = _make_rng(rng)
         bound = 1 / math.sqrt(in_features)
         self.weight = _uniform(rng, bound, (out_features, in_features), dtype)
@@ -372,9 +363,7 @@ class _Pool2d(Module):
         kernel = pair(kernel_size, "kernel_size")
         if stride is not None:
             pair(stride, "stride")
-        ph, pw = pair(padding, "padding", minimum=0)
-        if 2 * ph > kernel[0] or 2 * pw > kernel[1]:
-            raise ValueError(f"padding {padding!r} must be at most half the kernel size {kernel_size!r}")
+        pool_padding(padding, kernel)
         self.kernel_size = kernel_size
         self.stride = kernel_size if stride is None else stride
         self.padding = padding
@@ -419,11 +408,7 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5, rng: Any = None):
         super().__init__()
-        if isinstance(p, bool) or not isinstance(p, numbers.Real):
-            raise TypeError(f"p must be a number in [0, 1), got {p!r}")
-        if not 0 <= p < 1:
-            raise ValueError(f"dropout probability p must be in [0, 1), got {p!r}")
-        self.p = float(p)
+        self.p = dropout_probability(p)
         self.rng = _make_rng(rng)
 
     def forward(self, x: Tensor) -> Tensor:
