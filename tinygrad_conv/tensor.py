@@ -69,21 +69,20 @@ def is_grad_enabled() -> bool:
     return _grad_enabled
 
 
-def _as_float_array(data: Any, dtype: Any = None) -> np.ndarray:
-    """numpy floating arrays keep their dtype; numbers, lists and integer/bool arrays become float64."""
+def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
+    """data as a real-valued array, as PyTorch types it: numpy arrays keep their dtype, Python floats become
+    float64, ints int64 and bools bool; `dtype` (any real numeric dtype) converts."""
     if isinstance(data, Tensor):
         data = data.data
     if dtype is not None:
         dtype = np.dtype(dtype)
-        if dtype.kind != "f":
-            raise TypeError(f"dtype must be a floating dtype (float16/float32/float64), got {dtype}")
+        if dtype.kind not in "biuf":
+            raise TypeError(f"dtype must be a real numeric dtype (float16/32/64, an int or bool), got {dtype}")
     try:
         array = np.array(data, dtype=dtype)
     except (TypeError, ValueError) as error:
         raise TypeError(f"Tensor data must be numbers or a numeric array, got {type(data).__name__}: {error}") from None
-    if array.dtype.kind in "biu":
-        return array.astype(np.float64)
-    if array.dtype.kind != "f":
+    if array.dtype.kind not in "biuf":
         raise TypeError(f"Tensor data must be real numbers, got dtype {array.dtype} "
                         "(complex, object and string data are not supported)")
     return array
@@ -92,8 +91,9 @@ def _as_float_array(data: Any, dtype: Any = None) -> np.ndarray:
 class Tensor:
     """An n-d array that records the primitive ops applied to it, so `backward()` can apply the chain rule.
 
-    Tensor(data, requires_grad=False, dtype=None, name=None): data is copied; floating numpy arrays keep
-    their dtype, Python numbers and lists become float64 (as in numpy), integer arrays become float64.
+    Tensor(data, requires_grad=False, dtype=None, name=None): data is copied and typed as PyTorch types it — numpy
+    arrays keep their dtype, Python floats become float64, ints int64, bools bool — and only floating tensors can
+    require gradients (integer tensors are labels and indices).
     """
 
     __slots__ = ("data", "grad", "requires_grad", "name", "_ctx", "__weakref__")
@@ -102,7 +102,10 @@ class Tensor:
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None, name: str | None = None):
         if not isinstance(requires_grad, bool):
             raise TypeError(f"requires_grad must be a bool, got {requires_grad!r}")
-        self.data: np.ndarray = _as_float_array(data, dtype)
+        self.data: np.ndarray = _as_array(data, dtype)
+        if requires_grad and self.data.dtype.kind != "f":
+            raise TypeError(f"only floating-point tensors can require gradients (as in PyTorch), got {self.dtype} "
+                            "data: pass floats (e.g. [1.0, 2.0]) or dtype=np.float64")
         self.grad: np.ndarray | None = None
         self.requires_grad = requires_grad
         self.name = name
@@ -246,15 +249,17 @@ class Tensor:
     # ------------------------------------------------------------ operators (numbers on either side)
 
     def _lift(self, other: Any) -> Tensor:
-        """A number or array beside this tensor, as a constant Tensor; Python numbers, lists and tuples of them
-        and integer arrays take self's dtype (so float32 stays float32), floating numpy arrays keep theirs."""
+        """A number or array beside this tensor, as a constant Tensor. Beside a floating tensor, Python numbers,
+        lists and tuples of them and integer/bool arrays take its dtype (so float32 stays float32); floating numpy
+        arrays keep theirs, and beside an integer tensor everything keeps its own (numpy then promotes)."""
         if isinstance(other, Tensor):
             return other
         if isinstance(other, (bool, np.bool_)) or not isinstance(other, (numbers.Number, np.ndarray, list, tuple)):
             raise TypeError(f"cannot combine a Tensor with {type(other).__name__}")
-        if isinstance(other, np.ndarray) and other.dtype.kind not in "biu":
-            return Tensor(other)  # floating: keeps its dtype (complex, object, string: Tensor raises TypeError)
-        return Tensor(_as_float_array(other), dtype=self.dtype)  # checked as real numbers first, then cast
+        array = _as_array(other)  # checked as real numbers first
+        if self.dtype.kind == "f" and (array.dtype.kind != "f" or not isinstance(other, np.ndarray)):
+            return Tensor(array, dtype=self.dtype)
+        return Tensor(array)
 
     def __add__(self, other: Any) -> Tensor:
         return Tensor._apply(ops.Add, self, self._lift(other))
