@@ -261,13 +261,18 @@ def _bias(bias: Any, num_outputs: int, dtype: np.dtype) -> Tensor:
     return bias
 
 
-def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+def log_softmax(x: Tensor, axis: int = -1, *, dim: int | None = None) -> Tensor:
     """log softmax(x) = x − m − log Σ exp(x − m), m = max(x) along axis (a constant: the result does not depend
-    on it, so it carries no gradient). Finite for logits of ±1e4."""
+    on it, so it carries no gradient). Finite for logits of ±1e4. `dim` is PyTorch's name for axis."""
     x = _tensor(x, "x")
-    axis = _axis(axis, "log_softmax: axis", x.ndim, x.shape)
+    axis = _axis(axis if dim is None else dim, "log_softmax: axis", x.ndim, x.shape)
     shifted = x - x.data.max(axis=axis, keepdims=True)
     return shifted - shifted.exp().sum(axis=axis, keepdims=True).log()
+
+
+def softmax(input: Tensor, dim: int = -1) -> Tensor:
+    """exp(x) / Σ exp(x) along dim, as exp(log_softmax(x)): finite for logits of ±1e4."""
+    return log_softmax(input, dim=dim).exp()
 
 
 def cross_entropy(input: Tensor, target: Any) -> Tensor:
@@ -331,5 +336,5 @@ def _axis(axis: Any, what: str, ndim: int, shape: tuple[int, ...]) -> int:
 
 
 __all__: Sequence[str] = ["conv2d", "conv_transpose2d", "fold", "unfold", "max_pool2d", "avg_pool2d", "relu", "linear",
-                          "log_softmax",
+                          "log_softmax", "softmax",
                           "cross_entropy", "dropout", "flatten"]

@@ -197,6 +197,22 @@ class Sigmoid(Op):
         return (g * out * (1 - out),)
 
 
+class Clamp(Op):
+    """y = min(max(a, low), high) (a bound may be None);  dL/da = g where low ≤ a ≤ high, else 0 (as PyTorch)."""
+
+    def forward(self, a, low=None, high=None):
+        return np.clip(a, low, high)
+
+    def backward(self, g, out, a):
+        low, high = self.arguments.get("low"), self.arguments.get("high")
+        inside = np.ones(a.shape, bool)
+        if low is not None:
+            inside &= value(a) >= low
+        if high is not None:
+            inside &= value(a) <= high
+        return (g * inside,)
+
+
 # ---------------------------------------------------------------- reductions
 
 

@@ -332,22 +332,67 @@ class Tensor:
 
     # ------------------------------------------------------------ reductions
 
-    def sum(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+    # Reductions take numpy's names (axis, keepdims) or PyTorch's (dim, keepdim), not both.
+
+    def sum(self, axis: int | Sequence[int] | None = None, keepdims: bool = False, *, dim: Any = None,
+            keepdim: bool | None = None) -> Tensor:
         """Σ over `axis` (None: all axes, giving a 0-d tensor); the reduced axes are dropped, or kept as size 1."""
-        return Tensor._apply(ops.Sum, self, axis=_axis_arg(axis, "sum"), keepdims=keepdims)
+        axis, keepdims = _reduction_args("sum", axis, keepdims, dim, keepdim)
+        return Tensor._apply(ops.Sum, self, axis=axis, keepdims=keepdims)
 
-    def mean(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+    def mean(self, axis: int | Sequence[int] | None = None, keepdims: bool = False, *, dim: Any = None,
+             keepdim: bool | None = None) -> Tensor:
         """(1/n) Σ over `axis`, n the number of elements reduced (None: all axes); shapes as in sum()."""
-        return Tensor._apply(ops.Mean, self, axis=_axis_arg(axis, "mean"), keepdims=keepdims)
+        axis, keepdims = _reduction_args("mean", axis, keepdims, dim, keepdim)
+        return Tensor._apply(ops.Mean, self, axis=axis, keepdims=keepdims)
 
-    def max(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-        """The maximum over `axis` (None: all axes); shapes as in sum().
+    def max(self, axis: int | Sequence[int] | None = None, keepdims: bool = False, *, dim: Any = None,
+            keepdim: bool | None = None) -> Tensor:
+        """The maximum over `axis` (None: all axes); shapes as in sum(). The values only, as numpy's max and
+        PyTorch's amax — where PyTorch's t.max(dim) also returns indices, use argmax(dim) for those.
 
         Gradient at ties, as PyTorch: with axis=None (torch's x.max()) it is split evenly among all tied maxima;
         with an axis (torch's x.max(dim).values, and max-pooling) it goes whole to the first maximum in C order.
         """
+        axis, keepdims = _reduction_args("max", axis, keepdims, dim, keepdim)
         ties = "split" if axis is None else "first"
-        return Tensor._apply(ops.Max, self, axis=_axis_arg(axis, "max"), keepdims=keepdims, ties=ties)
+        return Tensor._apply(ops.Max, self, axis=axis, keepdims=keepdims, ties=ties)
+
+    def argmax(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
+        """Index of the first maximum along `dim` (None: of the flattened tensor), an int64 tensor with no
+        gradient, as torch.argmax."""
+        axis, keepdims = _reduction_args("argmax", None, False, dim, keepdim)
+        if axis is not None and not is_int(axis):
+            raise TypeError(f"argmax(dim=...): dim must be None or an int, got {dim!r}")
+        if axis is not None:
+            ops.normalize_axes(axis, self.ndim)
+        return Tensor(np.argmax(self.data, axis=axis, keepdims=keepdims and axis is not None))
+
+    def clamp(self, min: float | None = None, max: float | None = None) -> Tensor:
+        """Each element limited to [min, max] (either may be None); the gradient passes where min ≤ x ≤ max."""
+        for name, bound in (("min", min), ("max", max)):
+            if bound is not None and (isinstance(bound, bool) or not isinstance(bound, numbers.Real)):
+                raise TypeError(f"clamp({name}=...) must be a number or None, got {bound!r}")
+        if min is None and max is None:
+            raise ValueError("clamp needs min, max or both")
+        return Tensor._apply(ops.Clamp, self, low=min, high=max)
+
+    def numel(self) -> int:
+        """The number of elements, as PyTorch's numel() (numpy's `size`, which this class keeps: `t.size` is that
+        count, not PyTorch's shape method — use `t.shape`)."""
+        return self.data.size
+
+    def softmax(self, dim: int = -1) -> Tensor:
+        """exp(x) / Σ exp(x) along dim (composed: exp of log_softmax)."""
+        from tinygrad_conv import functional
+
+        return functional.softmax(self, dim)
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+        """The axes start_dim..end_dim merged into one, as torch.flatten."""
+        from tinygrad_conv import functional
+
+        return functional.flatten(self, start_dim, end_dim)
 
     # ------------------------------------------------------------ movement
 
@@ -355,6 +400,10 @@ class Tensor:
         """The same elements in C order with a new shape (ints or one tuple; one entry may be -1, inferred)."""
         shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
         return Tensor._apply(ops.Reshape, self, shape=_reshape_target(self.shape, shape))
+
+    def view(self, *shape: int | Sequence[int]) -> Tensor:
+        """reshape (PyTorch's name; a copy where numpy cannot make a view)."""
+        return self.reshape(*shape)
 
     def permute(self, *axes: int | Sequence[int]) -> Tensor:
         """Reorder the axes: output axis k is input axis axes[k] (ints or one tuple, a permutation of all axes)."""
@@ -422,10 +471,21 @@ def _broadcastable(*shapes: tuple[int, ...]) -> bool:
     return True
 
 
-def _axis_arg(axis: Any, reduction: str) -> Any:
-    """The axis argument of a reduction, type-checked (ops.normalize_axes checks the range)."""
+def _reduction_args(reduction: str, axis: Any, keepdims: Any, dim: Any, keepdim: Any) -> tuple[Any, bool]:
+    """(axis, keepdims) of a reduction from numpy's names or PyTorch's, type-checked (ops.normalize_axes checks
+    the range)."""
+    if dim is not None:
+        if axis is not None:
+            raise TypeError(f"{reduction}() got both axis={axis!r} and dim={dim!r}: pass one")
+        axis = dim
+    if keepdim is not None:
+        if keepdims is not False:
+            raise TypeError(f"{reduction}() got both keepdims and keepdim: pass one")
+        keepdims = keepdim
+    if not isinstance(keepdims, bool):
+        raise TypeError(f"{reduction}(keepdims=...) must be True or False, got {keepdims!r}")
     if axis is None or is_int(axis) or (isinstance(axis, (tuple, list)) and all(is_int(a) for a in axis)):
-        return axis
+        return axis, keepdims
     raise TypeError(f"{reduction}(axis=...): axis must be None, an int or a sequence of ints, got {axis!r}")
 
 

@@ -47,6 +47,7 @@ OP_LABELS = {
     "Sum": "Σ", "Mean": "mean", "Max": "max",
     "Reshape": "reshape", "Permute": "permute", "Pad": "pad", "Index": "[ ]", "Unfold": "unfold (im2col)",
     "Fold": "fold (col2im)", "Crop": "crop", "Expand": "expand", "SumTo": "sum_to", "Scatter": "scatter",
+    "Clamp": "clamp",
 }  # fmt: skip
 
 FILL = {"result": "white", "parameter": "#cfe2ff", "input": "#d4f0d4", "constant": "#e6e6e6", "root": "#fff2a8"}
