@@ -139,7 +139,7 @@ def load_mnist5k() -> Dataset:
 def _to_float(images: np.ndarray, labels: np.ndarray, pixel_max: float = 255.0) -> tuple[np.ndarray, np.ndarray]:
     """uint8 (N, H, W) or (N, H, W, C) → float32 (N, C, H, W) in [0, 1]; labels → int64."""
     x = images.astype(np.float32)
-    x *= np.float32(1 / pixel_max)
+    x /= np.float32(pixel_max)
     x = x[:, None] if x.ndim == 3 else np.ascontiguousarray(x.transpose(0, 3, 1, 2))
     return x, labels.astype(np.int64)
 
@@ -414,8 +414,8 @@ def prepare_image(path: str | Path, channels: int, size: tuple[int, int], ink_bo
     total = small.sum()
     cy, cx = ((np.indices(small.shape) * small).sum(axis=(1, 2)) / total if total > 0
               else ((new_h - 1) / 2, (new_w - 1) / 2))
-    top = int(np.clip(round((height - 1) / 2 - cy), 0, height - new_h))
-    left = int(np.clip(round((width - 1) / 2 - cx), 0, width - new_w))
+    top = int(np.clip(round(height / 2 - cy), 0, height - new_h))  # centre of mass to (14, 14) as in MNIST
+    left = int(np.clip(round(width / 2 - cx), 0, width - new_w))
     canvas[top:top + new_h, left:left + new_w] = small[:height - top, :width - left]
     if canvas.max() > 0:
         canvas /= canvas.max()
