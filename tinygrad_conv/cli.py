@@ -122,7 +122,7 @@ def _run_directory(out: Path | None, force: bool) -> Path:
 
 def _train(args: argparse.Namespace) -> int:
     from tinygrad_conv import datasets, plots, serialization
-    from tinygrad_conv.train import NonFiniteLossError, TrainConfig, default_model, train
+    from tinygrad_conv.train import NonFiniteLossError, TrainConfig, build, default_model, train
 
     given = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "optimizer": args.optimizer,
              "seed": args.seed, "on_nonfinite": args.on_nonfinite, "shift": args.shift, "data": args.data,
@@ -132,6 +132,7 @@ def _train(args: argparse.Namespace) -> int:
         dataset = datasets.load(args.data, args.image_size)
         model = args.model or default_model(dataset.image_size)
         config = TrainConfig.for_model(model, **given)
+        build(model, config.seed, dataset.in_channels, dataset.num_classes, dataset.image_size)  # fits the data?
         out = _run_directory(args.out, args.force)
     except ValueError as error:  # DataError included
         return _fail(str(error))
