@@ -45,11 +45,11 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--model", choices=["digits-cnn", "lenet5"],
                        help="default: digits-cnn for images under 16 pixels, lenet5 otherwise")
     train.add_argument("--image-size", type=int, help="image folders: resize to N×N (default 28)")
-    train.add_argument("--epochs", type=int, help="default: 30 (digits-cnn), 15 (lenet5)")
+    train.add_argument("--epochs", type=int, help="default: 30 (digits-cnn), 10 (lenet5)")
     train.add_argument("--batch-size", type=int, default=defaults.batch_size)
     train.add_argument("--lr", type=float, help="learning rate (default: 0.1 digits-cnn, 0.05 lenet5)")
     train.add_argument("--shift", type=int, help="augmentation: move each training image by up to N pixels "
-                                                 "(default: 1 digits-cnn, 2 lenet5; 0: off)")
+                                                 "(default: 1; 0: off)")
     train.add_argument("--optimizer", choices=["adam", "sgd"], default=defaults.optimizer)
     train.add_argument("--seed", type=int, default=defaults.seed)
     train.add_argument("--out", type=Path, help="run directory (default: runs/<timestamp>)")

@@ -83,7 +83,7 @@ LENET_DROPOUT = 0.25
 MODELS = {"digits-cnn": build_model, "lenet5": build_lenet5}
 # What `tinygrad-conv train --model NAME` uses unless told otherwise (measured: see the module docstring).
 MODEL_DEFAULTS = {"digits-cnn": {"epochs": 30, "lr": 0.1, "shift": 1},
-                  "lenet5": {"epochs": 15, "lr": 0.05, "shift": 2}}
+                  "lenet5": {"epochs": 10, "lr": 0.05, "shift": 1}}
 
 
 def _check_size(image_size: tuple[int, int], minimum: int, model: str) -> tuple[int, int]:
