@@ -210,7 +210,7 @@ class Module:
                              f"({len(problems)} problem{'s' * (len(problems) > 1)}; nothing was loaded):\n  "
                              + "\n  ".join(problems))
         for name, array in values.items():
-            params[name].data[...] = array  # in place: the parameter (and anything holding it) keeps its array
+            params[name].copy_(array)  # in place: the parameter (and anything holding it) keeps its array
 
     # ------------------------------------------------------------ repr, as PyTorch's
 

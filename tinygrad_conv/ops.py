@@ -36,6 +36,7 @@ class Op:
 
     parents: tuple = ()
     needs_input_grad: tuple[bool, ...] = ()
+    versions: tuple[int, ...] = ()  # each parent's in-place write count at the forward pass
     arguments: dict[str, Any] = {}
 
     @property

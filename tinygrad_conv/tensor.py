@@ -20,8 +20,10 @@ The graph lives as long as its output: drop the loss and every intermediate arra
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 import numbers
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -30,11 +32,19 @@ import numpy as np
 from tinygrad_conv import kernels, ops
 from tinygrad_conv.conv_args import is_int, output_size, pair
 
-_grad_enabled = True
+
+class _GradMode(threading.local):
+    """Whether ops record the graph, per thread (as PyTorch's): no_grad in one thread leaves the others alone."""
+
+    enabled = True
+
+
+_mode = _GradMode()
 
 
 class no_grad:
-    """Context manager and decorator (`@no_grad` or `@no_grad()`): ops inside record no graph, as torch.no_grad."""
+    """Context manager and decorator (`@no_grad` or `@no_grad()`): ops inside record no graph, as torch.no_grad.
+    On a generator function it covers the generator's own steps, not the caller's code between them."""
 
     enabled = False
 
@@ -42,17 +52,41 @@ class no_grad:
         return super().__new__(cls) if fn is None else cls()(fn)
 
     def __enter__(self) -> None:
-        global _grad_enabled
-        self.previous, _grad_enabled = _grad_enabled, self.enabled
+        self.previous, _mode.enabled = _mode.enabled, self.enabled
 
     def __exit__(self, *exc: object) -> None:
-        global _grad_enabled
-        _grad_enabled = self.previous
+        _mode.enabled = self.previous
 
     def __call__(self, fn: Callable) -> Callable:
+        mode = type(self)
+        if inspect.isgeneratorfunction(fn):
+            @functools.wraps(fn)
+            def generator(*args: Any, **kwargs: Any) -> Any:
+                steps = fn(*args, **kwargs)
+                try:
+                    with mode():
+                        value = next(steps)
+                    while True:
+                        try:
+                            sent = yield value
+                        except GeneratorExit:
+                            with mode():
+                                steps.close()
+                            raise
+                        except BaseException as error:  # thrown in by the caller: into the generator, in the mode
+                            with mode():
+                                value = steps.throw(error)
+                        else:
+                            with mode():
+                                value = steps.send(sent)
+                except StopIteration as stop:
+                    return stop.value
+
+            return generator
+
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with type(self)():
+            with mode():
                 return fn(*args, **kwargs)
 
         return wrapper
@@ -65,8 +99,8 @@ class enable_grad(no_grad):
 
 
 def is_grad_enabled() -> bool:
-    """Whether ops record the graph now (False inside no_grad)."""
-    return _grad_enabled
+    """Whether ops record the graph now, in this thread (False inside no_grad)."""
+    return _mode.enabled
 
 
 def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
@@ -96,18 +130,21 @@ class Tensor:
     require gradients (integer tensors are labels and indices).
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "name", "_ctx", "__weakref__")
+    __slots__ = ("_data", "grad", "requires_grad", "name", "_ctx", "_version", "__weakref__")
     __array_ufunc__ = None  # `ndarray * Tensor` defers to Tensor.__rmul__ and gives a Tensor
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None, name: str | None = None):
         if not isinstance(requires_grad, bool):
             raise TypeError(f"requires_grad must be a bool, got {requires_grad!r}")
-        self.data: np.ndarray = _as_array(data, dtype)
+        self._data: np.ndarray = _as_array(data, dtype)
+        self._version = 0
         if requires_grad and self.data.dtype.kind != "f":
             raise TypeError(f"only floating-point tensors can require gradients (as in PyTorch), got {self.dtype} "
                             "data: pass floats (e.g. [1.0, 2.0]) or dtype=np.float64")
         self.grad: np.ndarray | None = None
         self.requires_grad = requires_grad
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a string or None, got {type(name).__name__} {name!r}")
         self.name = name
         self._ctx: ops.Op | None = None
 
@@ -119,19 +156,62 @@ class Tensor:
         op.arguments = arguments
         out = cls.__new__(cls)
         try:
-            out.data = np.asarray(op.forward(*[p.data for p in parents], **arguments))
+            out._data = np.asarray(op.forward(*[p._data for p in parents], **arguments))
         except ValueError as error:  # said at the op, with the shapes (checked only once the op has failed)
             shapes = " and ".join(str(p.shape) for p in parents)
             reason = str(error)
             if len(parents) == 2 and not _broadcastable(parents[0].shape, parents[1].shape):
                 reason = "the shapes do not broadcast (aligned from the right, each dimension must be equal or 1)"
             raise ValueError(f"{op_type.__name__} of tensors with shapes {shapes}: {reason}") from None
-        out.grad, out.name, out._ctx = None, None, None
-        out.requires_grad = _grad_enabled and any(p.requires_grad for p in parents)
+        out.grad, out.name, out._ctx, out._version = None, None, None, 0
+        out.requires_grad = _mode.enabled and any(p.requires_grad for p in parents)
         if out.requires_grad:
             op.parents, op.needs_input_grad = parents, tuple(p.requires_grad for p in parents)
+            op.versions = tuple(p._version for p in parents)
             out._ctx = op
         return out
+
+    # ------------------------------------------------------------ data, and writing it in place
+
+    @property
+    def data(self) -> np.ndarray:
+        """The values, an ndarray. Assigning to `data` (`t.data = array`, `t.data -= step`) counts as an in-place
+        write, as do the methods below; writing into the array itself (`t.data[...] = v`) is not seen, as with
+        PyTorch's `.data`."""
+        return self._data
+
+    @data.setter
+    def data(self, array: np.ndarray) -> None:
+        self._data = np.asarray(array)
+        self._version += 1
+
+    def zero_(self) -> Tensor:
+        """Set every element to 0, in place (no graph is recorded)."""
+        return self.fill_(0)
+
+    def fill_(self, value: float) -> Tensor:
+        """Set every element to `value`, in place."""
+        self._data[...] = value
+        self._version += 1
+        return self
+
+    def copy_(self, source: Any) -> Tensor:
+        """Copy `source` (broadcast to this shape) into this tensor's array, in place."""
+        self._data[...] = source.data if isinstance(source, Tensor) else source
+        self._version += 1
+        return self
+
+    def add_(self, other: Any, alpha: float = 1.0) -> Tensor:
+        """self += alpha · other, in place."""
+        self._data += alpha * (other.data if isinstance(other, Tensor) else np.asarray(other))
+        self._version += 1
+        return self
+
+    def mul_(self, other: Any) -> Tensor:
+        """self *= other, in place."""
+        self._data *= other.data if isinstance(other, Tensor) else np.asarray(other)
+        self._version += 1
+        return self
 
     @property
     def op(self) -> ops.Op | None:
@@ -174,7 +254,8 @@ class Tensor:
     def detach(self) -> Tensor:
         """The same values, cut from the graph (shares memory with self.data)."""
         out = Tensor.__new__(Tensor)
-        out.data, out.grad, out.requires_grad, out.name, out._ctx = self.data, None, False, None, None
+        out._data, out.grad, out.requires_grad, out.name, out._ctx, out._version = \
+            self._data, None, False, None, None, 0
         return out
 
     # ------------------------------------------------------------ array protocol
@@ -594,6 +675,7 @@ def _backpropagate(roots: Sequence[Tensor], root_grads: Sequence[Any], create_gr
         op = tensor._ctx
         if op is None:
             continue
+        _check_versions(tensor, op)
         if create_graph:
             parent_grads = op.backward(grad, tensor, *op.parents)
         else:
@@ -605,6 +687,19 @@ def _backpropagate(roots: Sequence[Tensor], root_grads: Sequence[Any], create_gr
                 parent_grad = np.asarray(parent_grad)  # numpy gives a scalar, not an array, for 0-d arithmetic
             parent_grad = ops.sum_to(parent_grad, parent.shape)
             grads[parent] = grads[parent] + parent_grad if parent in grads else parent_grad
+
+
+def _check_versions(tensor: Tensor, op: ops.Op) -> None:
+    """A rule reads its inputs and output as they are now: refuse if one was written in place since the forward."""
+    stale = [(k, p) for k, (p, version) in enumerate(zip(op.parents, op.versions)) if p._version != version]
+    if tensor._version:
+        stale.append((None, tensor))
+    if stale:
+        k, written = stale[0]
+        what = "output" if k is None else f"input {k}"
+        raise RuntimeError(f"the graph through {op.name} was recorded with its {what}{_named(written)}, which has "
+                           "been modified in place since (an optimizer step, t.data = ..., or an in-place method), so "
+                           "its gradients would be stale: run the forward pass again after changing it")
 
 
 def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor], grad_outputs: Any = None,
@@ -633,14 +728,13 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor], 
         seed = _seed(output, given, "grad(grad_outputs)")
         seeds.append(given if create_graph and isinstance(given, Tensor) else Tensor(seed) if create_graph else seed)
 
-    global _grad_enabled
     found: dict[Tensor, Any] = {}
-    previous, _grad_enabled = _grad_enabled, create_graph or _grad_enabled
+    previous, _mode.enabled = _mode.enabled, create_graph or _mode.enabled
     try:
         for tensor, tensor_grad in _backpropagate(outputs, seeds, create_graph, targets=set(inputs)):
             found[tensor] = tensor_grad
     finally:
-        _grad_enabled = previous
+        _mode.enabled = previous
     results: list[Tensor | None] = []
     for k, x in enumerate(inputs):
         if x not in found:
