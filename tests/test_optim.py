@@ -268,10 +268,3 @@ def test_load_state_dict_lists_every_problem_and_loads_nothing():
     assert after["param_groups"] == before["param_groups"]
     assert np.array_equal(after["state"][0]["momentum_buffer"], before["state"][0]["momentum_buffer"])
 
-
-def test_creating_an_optimizer_leaves_the_process_allocator_alone(monkeypatch):
-    from tinygrad_conv import allocator
-
-    monkeypatch.setattr(allocator.ctypes, "CDLL", lambda *_: pytest.fail("the optimizer changed malloc settings"))
-    optim.SGD([nn.Parameter([1.0])], lr=0.1)
-    optim.Adam([nn.Parameter([1.0])])
