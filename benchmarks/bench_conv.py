@@ -28,7 +28,7 @@ from common import (
 
 from tinygrad_conv import Tensor
 from tinygrad_conv import functional as F
-from tinygrad_conv.ops import _times_transposed
+from tinygrad_conv.kernels import matmul
 
 # (N, Cin, H, W, Cout, K, pad)
 SHAPES = [
@@ -46,7 +46,7 @@ PARTS = {
     "im2col": ("Unfold.forward",),
     "col2im": ("Unfold.backward",),
     "layout": ("Reshape.forward", "Reshape.backward", "Permute.forward", "Permute.backward"),
-    "pad+bias": ("Pad.forward", "Pad.backward", "Add.forward", "Add.backward"),
+    "pad+bias": ("Pad.forward", "Pad.backward", "Add.forward", "Add.backward", "SumTo.forward"),
 }
 
 
@@ -116,7 +116,7 @@ def max_relative_error(ours: tuple[np.ndarray, ...], theirs: tuple) -> float:
 def gemm_bound_step(shape: tuple[int, ...], dtype: type):
     """(fn, FLOPs): fn runs the conv's three GEMMs alone in numpy at the conv's exact shapes: forward
     w2d @ cols2d, weight grad g @ cols2dᵀ (computed as the engine does it: (cols2d @ gᵀ)ᵀ when Cin·K² > Cout, see
-    ops._times_transposed), column grad w2dᵀ @ g (ᵀ = transposed views, which BLAS reads without a copy). Its time
+    kernels.matmul), column grad w2dᵀ @ g (ᵀ = transposed views, which BLAS reads without a copy). Its time
     is the least numpy's BLAS allows for this conv."""
     n, c_in, h, w, c_out, k, pad = shape
     ho, wo = h + 2 * pad - k + 1, w + 2 * pad - k + 1
@@ -128,7 +128,7 @@ def gemm_bound_step(shape: tuple[int, ...], dtype: type):
 
     def step() -> None:
         w2d @ cols2d
-        _times_transposed(g, cols2d)
+        matmul(g, cols2d.T)
         w2d.T @ g
 
     return step, 3 * 2 * c_out * rows * pixels

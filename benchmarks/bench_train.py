@@ -2,6 +2,15 @@
 time goes (a timer around every primitive op); peak memory of an epoch and whether memory stays flat (tracemalloc).
 
     python benchmarks/bench_train.py [--quick] [--batch-size N] [--epochs 10]
+    python benchmarks/bench_train.py --data mnist5k [--quick] [--epochs 5]     # the 28×28 LeNet (lenet5)
+    python benchmarks/bench_train.py --data mnist-size [--epochs 1]           # lenet5 on 60,000 synthetic 28×28
+
+--data mnist5k / mnist-size: seconds per epoch of train.build_lenet5 (what `tinygrad-conv train --data mnist5k`
+trains) beside the same network in torch.nn, each library in its own process (ours first, then torch, then ours and
+torch again; the child processes are this script with --only ours|torch) so neither's thread pool or allocator
+touches the other's timing. Same initial weights, batches, optimizer and lr; the training loop only (no evaluation,
+no augmentation). mnist-size is random pixels and labels the size of full MNIST's training set (60,000 images):
+an epoch's time does not depend on the pixel values.
 
 The network is train.build_model, mirrored layer by layer in torch.nn; both start from the same weights (ours copied
 into torch), use TrainConfig's optimizer and learning rate and see the same batches in the same order (data.batches
@@ -33,8 +42,7 @@ from common import (
 import tinygrad_conv
 from tinygrad_conv import Tensor, data, nn
 from tinygrad_conv import functional as F
-from tinygrad_conv import tensor as tensor_module
-from tinygrad_conv.train import TrainConfig, build_model, make_optimizer, predict
+from tinygrad_conv.train import MODEL_DEFAULTS, TrainConfig, build, build_model, make_optimizer, predict
 
 # ---------------------------------------------------------------- the two trainers
 
@@ -42,10 +50,14 @@ from tinygrad_conv.train import TrainConfig, build_model, make_optimizer, predic
 class Ours:
     """train.build_model and make_optimizer with TrainConfig's defaults: what `tinygrad-conv train` trains."""
 
-    def __init__(self, seed: int, batch_size: int, split: tuple[np.ndarray, ...]):
+    def __init__(self, seed: int, batch_size: int, split: tuple[np.ndarray, ...], model: str = "digits-cnn"):
         self.x_train, self.y_train, self.x_test, self.y_test = split
-        self.model = build_model(seed)
-        self.optimizer = make_optimizer(TrainConfig(seed=seed), list(self.model.parameters()))
+        if model == "digits-cnn":
+            self.model = build_model(seed)
+        else:
+            self.model = build(model, seed, self.x_train.shape[1], int(self.y_train.max()) + 1, self.x_train.shape[2:])
+        self.config = TrainConfig.for_model(model, seed=seed)
+        self.optimizer = make_optimizer(self.config, list(self.model.parameters()))
         self.batch_size = batch_size
         self.order_rng = np.random.default_rng(seed + 1)  # the batch order, as train.train()
 
@@ -102,7 +114,7 @@ class Torch:
         with torch.no_grad():
             for mine, theirs in zip(ours.model.parameters(), self.model.parameters(), strict=True):
                 theirs.copy_(torch.tensor(np.asarray(mine.data), dtype=torch.float32))
-        config = TrainConfig()
+        config = ours.config
         if config.optimizer == "adam":
             self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         else:  # as train.make_optimizer
@@ -162,7 +174,7 @@ def step_seconds(trainer: Ours, batch_size: int, steps: int, seed: int) -> float
 class OpReplay(PrimitivePatch):
     """Records every primitive's forward/backward result over some steps, then replays them: after `replaying()`
     each primitive returns its recorded result without computing anything, so a step's time is the engine and glue
-    alone (Tensor._apply, backward()'s walk, unbroadcast's sums, module and functional code, argument checks)."""
+    alone (Tensor._apply, backward()'s walk, module and functional code, argument checks)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -193,25 +205,24 @@ def step_timing_the_optimizer(trainer: Ours, images: np.ndarray, labels: np.ndar
 
 
 def bookkeeping_seconds(trainer: Ours, batches: list) -> dict[str, float]:
-    """Seconds per step with every primitive replayed: 'step', and of it 'optimizer' (optimizer.step()), 'dropout'
-    (F.dropout: drawing the random mask) and 'unbroadcast' (the engine's gradient sums), the numpy work that is
-    left outside the primitives. The same batches run twice: recorded, then replayed (the replayed results do not
-    depend on what the glue computes, e.g. dropout's mask)."""
-    replay, seconds = OpReplay(), {"optimizer": 0.0, "dropout": 0.0, "unbroadcast": 0.0}
-    dropout, unbroadcast = F.dropout, tensor_module.unbroadcast
+    """Seconds per step with every primitive replayed: 'step', and of it 'optimizer' (optimizer.step()) and 'dropout'
+    (F.dropout: drawing the random mask), the numpy work that is left outside the primitives. The same batches run
+    twice: recorded, then replayed (the replayed results do not depend on what the glue computes, e.g. dropout's
+    mask)."""
+    replay, seconds = OpReplay(), {"optimizer": 0.0, "dropout": 0.0}
+    dropout = F.dropout
     try:
         replay.recording()
         for images, labels in batches:
             trainer.step(images, labels)
         replay.replaying()
         F.dropout = timing(dropout, seconds, "dropout")
-        tensor_module.unbroadcast = timing(unbroadcast, seconds, "unbroadcast")
         started = time.perf_counter()
         seconds["optimizer"] = sum(step_timing_the_optimizer(trainer, images, labels) for images, labels in batches)
         seconds["step"] = time.perf_counter() - started
     finally:
         replay.restore()
-        F.dropout, tensor_module.unbroadcast = dropout, unbroadcast
+        F.dropout = dropout
     return {name: value / len(batches) for name, value in seconds.items()}
 
 
@@ -236,7 +247,7 @@ def profile_steps(split, seed: int, batch_size: int, steps: int) -> None:
     rest = plain - in_ops - in_optimizer
     replayed = bookkeeping_seconds(trainer, [next(stream) for _ in range(steps)])
     direct = replayed["step"] - replayed["optimizer"]
-    python_alone = direct - replayed["dropout"] - replayed["unbroadcast"]
+    python_alone = direct - replayed["dropout"]
 
     print(f"(a) where one training step goes (batch {batch_size}, {steps} steps)")
     print("    method: every primitive's forward/backward (ops.py) runs inside a timer; those bodies are the numpy")
@@ -253,8 +264,6 @@ def profile_steps(split, seed: int, batch_size: int, steps: int) -> None:
         ["  graph bookkeeping (direct: primitives replayed)", fmt(1e3 * direct, 3), pct(direct / plain)],
         ["    of which dropout's random mask (numpy)", fmt(1e3 * replayed["dropout"], 3),
          pct(replayed["dropout"] / plain)],
-        ["    of which unbroadcast's gradient sums (numpy)", fmt(1e3 * replayed["unbroadcast"], 3),
-         pct(replayed["unbroadcast"] / plain)],
         ["    the rest: Python alone", fmt(1e3 * python_alone, 3), pct(python_alone / plain)],
         ["step with the timers (their own cost included)", fmt(1e3 * timed_step, 3), "-"],
         ["step at batch 1, no timers (cross-check)", fmt(1e3 * one, 3), f"{pct(one / plain)} of a full step"],
@@ -299,6 +308,85 @@ def memory(split, seed: int, batch_size: int, epochs: int) -> None:
 # ---------------------------------------------------------------- main
 
 
+def argparse_suppress() -> str:
+    import argparse
+
+    return argparse.SUPPRESS
+
+
+# ---------------------------------------------------------------- (c) 28×28: each library in its own process
+
+
+def lenet_split(name: str) -> tuple[np.ndarray, ...]:
+    """Standardized (x_train, y_train, x_test, y_test) for --data mnist5k or mnist-size (60,000 random images)."""
+    from tinygrad_conv import datasets
+
+    if name == "mnist5k":
+        dataset = datasets.load("mnist5k")
+        return (dataset.standardize(dataset.x_train), dataset.y_train, dataset.standardize(dataset.x_test),
+                dataset.y_test)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((60000, 1, 28, 28), dtype=np.float32)
+    y = rng.integers(0, 10, 60000)
+    return x, y, x[:1000], y[:1000]
+
+
+def child(args) -> None:
+    """One library's epochs, as JSON on the last line of stdout: {"seconds": [...], "accuracy": ...}."""
+    import json
+
+    split = lenet_split(args.data)
+    ours = Ours(args.seed, args.batch_size, split, model="lenet5")
+    trainer = ours
+    if args.only == "torch":
+        torch = import_torch()
+        trainer = Torch(torch, ours, args.seed)
+        del ours.model  # only its initial weights were needed
+    trainer.epoch()  # warm-up epoch, not recorded
+    seconds = [timed(trainer.epoch) for _ in range(args.epochs)]
+    print(json.dumps({"seconds": seconds, "accuracy": trainer.test_accuracy()}))
+
+
+def separate_processes(args) -> None:
+    import json
+    import subprocess
+    import sys
+
+    torch = import_torch()
+    epochs = args.epochs or (1 if args.data == "mnist-size" else (2 if args.quick else 5))
+    size = ("4000 training images of mnist5k" if args.data == "mnist5k"
+            else "60,000 random 28×28 images (full MNIST's size)")
+    print_header(
+        f"lenet5 training on {size}: tinygrad_conv vs PyTorch, each in its own process",
+        torch,
+        args.quick,
+        [f"model: {' - '.join(type(layer).__name__ for layer in build('lenet5', 0, 1, 10, (28, 28)))} "
+         f"(train.build_lenet5)",
+         f"data: standardized, no augmentation; batch {args.batch_size}; sgd lr {MODEL_DEFAULTS['lenet5']['lr']} "
+         f"momentum 0.9 (constant lr); seed {args.seed}",
+         f"timing: 1 warm-up epoch, then {epochs} timed epoch(s) per process; processes ours, torch, ours, torch; "
+         "medians over both processes' epochs"],
+    )
+    times: dict[str, list[float]] = {"ours": [], "torch": []}
+    accuracy = {}
+    names = ["ours", "torch"] if torch is not None else ["ours"]
+    for _ in range(1 if args.data == "mnist-size" else 2):
+        for name in names:
+            command = [sys.executable, __file__, "--data", args.data, "--only", name, "--epochs", str(epochs),
+                       "--batch-size", str(args.batch_size), "--seed", str(args.seed)]
+            done = subprocess.run(command, capture_output=True, text=True, check=True)
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+            times[name] += result["seconds"]
+            accuracy[name] = result["accuracy"]
+    n = 4000 if args.data == "mnist5k" else 60000
+    rows = [[name, fmt(median(times[name]), 3), fmt(n / median(times[name]), 0), fmt(min(times[name]), 3),
+             pct(spread(times[name])), f"{100 * accuracy[name]:.1f}%"] for name in names]
+    print_table(["", "s/epoch (median)", "images/s", "fastest epoch s", "noise", "test acc (last process)"], rows,
+                title="seconds per epoch (noise = interquartile range / median of the epochs):")
+    if torch is not None:
+        print(f"ratio ours/torch (median s/epoch): {median(times['ours']) / median(times['torch']):.2f}")
+
+
 def main() -> None:
     config = TrainConfig()
 
@@ -306,8 +394,15 @@ def main() -> None:
         parser.add_argument("--batch-size", type=int, default=config.batch_size)
         parser.add_argument("--epochs", type=int, default=None, help="timed epochs of each (default 10; --quick 3)")
         parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--data", choices=["digits", "mnist5k", "mnist-size"], default="digits",
+                            help="digits: the demo CNN (default); mnist5k / mnist-size: lenet5 on 28×28")
+        parser.add_argument("--only", choices=["ours", "torch"], help=argparse_suppress())
 
     args = parse_args(__doc__.splitlines()[0], interleave=False, extra=extra)
+    if args.only:
+        return child(args)
+    if args.data != "digits":
+        return separate_processes(args)
     epochs = args.epochs or (3 if args.quick else 10)
     profile_n, memory_epochs = (30, 5) if args.quick else (100, 20)
     torch = import_torch()

@@ -307,8 +307,23 @@ class PrimitivePatch:
                       for name in ("forward", "backward")]
 
     def patch(self, make) -> None:
+        """A backward rule runs other primitives' forwards (Unfold.backward runs Fold.forward): only the outermost
+        primitive call is handed to make()'s wrapper, so no time is counted twice."""
+        depth = [0]
+
+        def outermost(method, wrapped):
+            def call(*args, **kwargs):
+                if depth[0]:
+                    return method(*args, **kwargs)
+                depth[0] += 1
+                try:
+                    return wrapped(*args, **kwargs)
+                finally:
+                    depth[0] -= 1
+            return call
+
         for cls, name, method in self.saved:
-            setattr(cls, name, make(method, f"{cls.__name__}.{name}"))
+            setattr(cls, name, outermost(method, make(method, f"{cls.__name__}.{name}")))
 
     def restore(self) -> None:
         for cls, name, method in self.saved:

@@ -1,11 +1,12 @@
-"""Regenerate the committed picture docs/derivation.svg (needs Graphviz's `dot`).
+"""Regenerate the committed pictures docs/derivation.svg and docs/backward.svg (needs Graphviz's `dot`).
 
-    python scripts/render_docs.py            # writes docs/derivation.svg
-    python scripts/render_docs.py --check    # exits 1 if docs/derivation.svg is out of date
+    python scripts/render_docs.py            # writes both
+    python scripts/render_docs.py --check    # exits 1 if either is out of date
 
-The picture is `tinygrad_conv.viz.derivation_graph()`: the 3×3 image and 2×2 kernel convolved from scalars,
-L = Σ y, after L.backward(), with pixel x00's four paths — the flipped kernel — in red. Run this after changing
-viz.py or the example, and commit the SVG.
+derivation.svg is `tinygrad_conv.viz.derivation_graph()`: the 3×3 image and 2×2 kernel convolved from scalars,
+L = Σ y, after L.backward(), with pixel x00's four paths — the flipped kernel — in red. backward.svg is
+`viz.backward_graph()`: the same convolution's backward pass as a graph (grad(..., create_graph=True)). Run this
+after changing viz.py or the examples, and commit the SVGs.
 """
 
 from __future__ import annotations
@@ -19,24 +20,28 @@ sys.path.insert(0, str(ROOT))  # run from a checkout, installed or not
 
 from tinygrad_conv import viz  # noqa: E402
 
-OUT = ROOT / "docs" / "derivation.svg"
+PICTURES = {ROOT / "docs" / "derivation.svg": viz.derivation_graph, ROOT / "docs" / "backward.svg": viz.backward_graph}
 
 
 def main(argv: list[str]) -> int:
     if shutil.which("dot") is None:
         print(viz.INSTALL_HINT.replace("so only the DOT source was written; ", ""), file=sys.stderr)
         return 1
-    svg = viz.derivation_graph().pipe(format="svg").decode("utf-8")
+    stale = []
+    for out, build in PICTURES.items():
+        svg = build().pipe(format="svg").decode("utf-8")
+        if "--check" in argv:
+            if (out.read_text(encoding="utf-8") if out.exists() else "") != svg:
+                stale.append(out)
+            continue
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(svg, encoding="utf-8")
+        print(f"wrote {out}")
+    if stale:
+        print(f"out of date: {', '.join(str(p) for p in stale)}: run python scripts/render_docs.py", file=sys.stderr)
+        return 1
     if "--check" in argv:
-        current = OUT.read_text(encoding="utf-8") if OUT.exists() else ""
-        if current != svg:
-            print(f"{OUT} is out of date: run python scripts/render_docs.py", file=sys.stderr)
-            return 1
-        print(f"{OUT} is up to date")
-        return 0
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(svg, encoding="utf-8")
-    print(f"wrote {OUT}")
+        print("the pictures in docs/ are up to date")
     return 0
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinygrad_conv import serialization
+from tinygrad_conv import data, serialization
 from tinygrad_conv.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -134,3 +134,114 @@ def test_a_diverging_run_stops_with_the_epoch_and_batch_in_one_line(tmp_path, ca
     assert code == 1 and "Traceback" not in captured.err and captured.err.count("\n") == 1
     assert "at epoch 1, batch 2; lower the learning rate (--lr)" in captured.err
     assert "RuntimeWarning" not in captured.err
+
+
+# ---------------------------------------------------------------- --data, --model, predict
+
+
+from test_data import synthetic_digits, write_idx_folder, write_image_folder  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def idx_run(tmp_path_factory):
+    """lenet5 trained by the CLI for 2 epochs on an IDX folder of three easy synthetic classes."""
+    root = tmp_path_factory.mktemp("idx")
+    write_idx_folder(root / "MNIST" / "raw", n_train=300, n_test=60, gz=True)
+    out = root / "run"
+    assert main(["train", "--data", str(root), "--epochs", "2", "--no-progress", "--out", str(out)]) == 0
+    return root, out
+
+
+def test_train_on_an_idx_folder_picks_lenet5_and_records_it(idx_run):
+    _, out = idx_run
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["model"] == "lenet5" and metrics["classes"] == ["0", "1", "2"]
+    assert metrics["test_accuracy"] > 0.9
+    meta = serialization.load_metadata(out / "model.npz")
+    assert meta["model"] == "lenet5" and meta["image_size"] == [28, 28] and meta["data_kind"] == "idx"
+
+
+def test_evaluate_takes_a_run_folder_and_rebuilds_lenet5_with_no_flags(idx_run, capsys):
+    _, out = idx_run
+    assert main(["evaluate", str(out)]) == 0
+    accuracy = json.loads((out / "metrics.json").read_text())["test_accuracy"]
+    text = capsys.readouterr().out
+    assert f"test accuracy {100 * accuracy:.2f}% on 60 images (lenet5" in text
+    assert len(text.splitlines()) == 2 + 1 + 3
+
+
+def _png(path: Path, image: np.ndarray) -> Path:
+    from PIL import Image
+
+    Image.fromarray(image).save(path)
+    return path
+
+
+def test_predict_prints_class_and_probability_per_image(idx_run, tmp_path, capsys):
+    _, out = idx_run
+    images, labels = synthetic_digits(6, seed=5)
+    paths = [_png(tmp_path / f"{k}.png", 255 - np.kron(image, np.ones((4, 4), np.uint8)))  # dark ink on white, 112²
+             for k, image in enumerate(images)]
+    assert main(["predict", "--checkpoint", str(out), *map(str, paths)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 6
+    for line, path in zip(lines, paths):
+        name, rest = line.split(": ")
+        assert name == str(path) and rest.endswith("%)")
+    assert sum(line.split(": ")[1].startswith(str(label)) for line, label in zip(lines, labels)) >= 5
+
+
+def test_predict_with_the_digits_cnn_checkpoint_and_the_newest_run(run_dir, tmp_path, capsys, monkeypatch):
+    images = (data.load_digits()[0][:3, 0] * 255).astype(np.uint8)
+    paths = [str(_png(tmp_path / f"d{k}.png", np.kron(image, np.ones((8, 8), np.uint8)))) for k, image in
+             enumerate(images)]
+    assert main(["predict", "--checkpoint", str(run_dir / "model.npz"), *paths]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 3
+    monkeypatch.chdir(tmp_path)
+    _one_line_error(capsys, main(["predict", paths[0]]), "no --checkpoint given and no runs/*/model.npz here")
+    (tmp_path / "runs" / "one").mkdir(parents=True)
+    (tmp_path / "runs" / "one" / "model.npz").write_bytes((run_dir / "model.npz").read_bytes())
+    assert main(["predict", paths[0]]) == 0
+    assert capsys.readouterr().out.startswith(f"checkpoint: {Path('runs/one/model.npz')} (digits-cnn")
+
+
+def test_a_checkpoint_from_before_metadata_still_evaluates_as_the_digits_cnn(run_dir, tmp_path, capsys):
+    serialization.save(serialization.load(run_dir / "model.npz"), tmp_path / "old.npz")  # no metadata
+    assert serialization.load_metadata(tmp_path / "old.npz") == {}
+    assert main(["evaluate", str(tmp_path / "old.npz")]) == 0
+    assert "on 360 images (digits-cnn, data digits)" in capsys.readouterr().out
+
+
+def test_train_on_an_image_folder_keeps_class_names(tmp_path, capsys):
+    write_image_folder(tmp_path / "shapes", per_class=8, rgb=True)
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(tmp_path / "shapes"), "--image-size", "16", "--epochs", "1",
+                 "--no-progress", "--out", str(out)]) == 0
+    meta = serialization.load_metadata(out / "model.npz")
+    assert meta["classes"] == ["diagonal", "horizontal", "vertical"] and meta["in_channels"] == 3
+    assert meta["image_size"] == [16, 16] and meta["ink_box"] is None
+    assert main(["evaluate", str(out)]) == 0 and "horizontal" in capsys.readouterr().out
+    picture = next((tmp_path / "shapes" / "vertical").iterdir())
+    assert main(["predict", "--checkpoint", str(out), str(picture)]) == 0
+
+
+def test_bad_data_and_images_get_one_line_and_no_run_folder(idx_run, run_dir, tmp_path, capsys):
+    root, out = idx_run
+    (tmp_path / "junk.png").write_bytes(b"not an image")
+    bad_idx = tmp_path / "bad-idx"
+    write_idx_folder(bad_idx)
+    (bad_idx / "train-images-idx3-ubyte").write_bytes((bad_idx / "train-images-idx3-ubyte").read_bytes()[:999])
+    cases = [
+        (["train", "--data", "nope", "--out", str(tmp_path / "r1")], "--data nope: not a bundled data set"),
+        (["train", "--data", str(bad_idx), "--out", str(tmp_path / "r2")], "truncated IDX file"),
+        (["train", "--data", "digits", "--model", "lenet5", "--out", str(tmp_path / "r3")],
+         "model 'lenet5' needs images of at least 12×12 pixels, got 8×8"),
+        (["train", "--shift", "-1", "--out", str(tmp_path / "r4")], "shift must be an integer >= 0, got -1"),
+        (["predict", "--checkpoint", str(out), str(tmp_path / "junk.png")], "junk.png: unreadable image"),
+        (["predict", "--checkpoint", str(out), str(tmp_path / "missing.png")], "missing.png: unreadable image"),
+        (["evaluate", str(run_dir), "--data", str(root)], "does not fit the checkpoint"),
+        (["evaluate", str(tmp_path)], "cannot read checkpoint"),
+    ]
+    for argv, expected in cases:
+        _one_line_error(capsys, main(argv), expected)
+    assert not any((tmp_path / f"r{k}").exists() for k in range(1, 5))

@@ -18,8 +18,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinygrad_conv import Tensor, closed_form, functional
-from tinygrad_conv.conv_args import resolve_padding
+from tinygrad_conv import Tensor, closed_form, functional, grad
+from tinygrad_conv.conv_args import pair, resolve_padding
 from tinygrad_conv.gradcheck import gradcheck
 
 # ---------------------------------------------------------------- the grid
@@ -195,6 +195,46 @@ def test_engine_conv_forward_and_gradients_equal_closed_form_exactly(c):
     assert grad_x.shape == x.shape and np.array_equal(grad_x, expected_grad_x)
     assert grad_w.shape == weight.shape and np.array_equal(grad_w, expected_grad_w)
     assert np.array_equal(grad_b, grad_output.sum(axis=(0, 2, 3)))  # dL/db = dL/dY summed over N, H, W
+
+
+@pytest.mark.parametrize("c", GRID, ids=GRID_IDS)
+def test_input_grad_three_ways_graph_conv_transpose_and_closed_form_are_equal(c):
+    """dL/dX from the engine's graph, from conv_transpose2d(dL/dY, W) (matmul → fold → crop), and from the closed
+    form (the full convolution with the flipped kernel): the same numbers, bit for bit."""
+    x, weight, _, grad_output = integer_data(c)
+    _, graph_grad_x, _, _ = engine_conv(x, weight, None, grad_output, **c.conv_args)
+    (top, bottom), (left, right) = c.per_side_padding
+    stride, dilation = (pair(c.stride, "stride"), pair(c.dilation, "dilation"))
+    reached = [(size - 1) * s + d * (k - 1) + 1 for size, s, d, k in zip(grad_output.shape[2:], stride, dilation,
+                                                                          c.kernel)]
+    unread = (c.h + top + bottom - reached[0], c.w + left + right - reached[1])  # rows/columns no window reads
+    transposed = functional.conv_transpose2d(Tensor(grad_output), Tensor(weight), stride=c.stride,
+                                             padding=((top, bottom), (left, right)), output_padding=unread,
+                                             groups=c.groups, dilation=c.dilation).data
+    closed = np.asarray(closed_form.conv2d_input_grad(x.shape, weight, grad_output, **c.conv_args))
+    assert np.array_equal(graph_grad_x, transposed) and np.array_equal(transposed, closed)
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths")
+@pytest.mark.parametrize("c", GRID[::3], ids=GRID_IDS[::3])
+def test_conv_second_derivatives_match_torch(c, torch):
+    """Every mixed second derivative of conv2d (a bilinear map: d²/dx dw ≠ 0, d²/dx² = d²/dw² = 0) through a
+    tanh, by grad(create_graph=True) against torch.autograd.grad, every third case of the grid."""
+    rng = np.random.default_rng(2)
+    arrays = [rng.standard_normal((c.n, c.c_in, c.h, c.w)), rng.standard_normal(c.weight_shape),
+              rng.standard_normal(c.c_out)]
+    xs = [Tensor(a, requires_grad=True) for a in arrays]
+    ts = [torch.tensor(a, requires_grad=True) for a in arrays]
+    y = functional.conv2d(*xs, **c.conv_args).tanh()
+    y_t = torch_conv(torch, *ts, c).tanh()
+    v = rng.standard_normal(y.shape)
+    ws = [rng.standard_normal(a.shape) for a in arrays]
+    firsts = grad(y, xs, Tensor(v), create_graph=True)
+    seconds = grad(sum(((g * w).sum() for g, w in zip(firsts, ws)), Tensor(0.0)), xs)
+    firsts_t = torch.autograd.grad(y_t, ts, torch.tensor(v), create_graph=True)
+    seconds_t = torch.autograd.grad(sum((g * torch.tensor(w)).sum() for g, w in zip(firsts_t, ws)), ts)
+    for mine, reference in zip([*firsts, *seconds], [*firsts_t, *seconds_t]):
+        np.testing.assert_allclose(mine.data, reference.detach().numpy(), rtol=1e-10, atol=1e-10)
 
 
 def test_pixels_no_window_reaches_get_zero_gradient_and_dx_keeps_x_shape():

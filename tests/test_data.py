@@ -231,3 +231,282 @@ def test_random_shift_is_reproducible_from_the_generator():
     first = data.random_shift(images, np.random.default_rng(5))
     np.testing.assert_array_equal(first, data.random_shift(images, np.random.default_rng(5)))
     assert not np.array_equal(first, data.random_shift(images, np.random.default_rng(6)))
+
+
+# ================================================================ datasets.py: --data beyond the 8×8 digits
+
+import gzip  # noqa: E402
+import struct  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from tinygrad_conv import datasets  # noqa: E402
+from tinygrad_conv.datasets import DataError  # noqa: E402
+
+
+def write_idx(path: Path, array: np.ndarray, magic: bytes | None = None) -> Path:
+    """An IDX file of uint8 `array` (gzipped if the name ends in .gz), as MNIST ships them."""
+    array = np.asarray(array, np.uint8)
+    header = (magic or b"\0\0\x08" + bytes([array.ndim])) + struct.pack(f">{array.ndim}I", *array.shape)
+    payload = header + array.tobytes()
+    path.write_bytes(gzip.compress(payload, mtime=0) if path.suffix == ".gz" else payload)
+    return path
+
+
+def synthetic_digits(n: int, size: int = 28, classes: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 (n, size, size) images of light strokes on black — class 0 a horizontal bar, 1 a vertical bar, 2 a
+    diagonal — at random places, with noise: easy to learn, nothing to download."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % classes
+    images = rng.integers(0, 40, (n, size, size)).astype(np.uint8)
+    for image, label in zip(images, labels):
+        offset = int(rng.integers(size // 4, 3 * size // 4))
+        if label == 0:
+            image[offset - 1:offset + 2, 4:-4] = 255
+        elif label == 1:
+            image[4:-4, offset - 1:offset + 2] = 255
+        else:
+            np.fill_diagonal(image, 255)
+            np.fill_diagonal(image[1:], 255)
+    return images, labels.astype(np.uint8)
+
+
+def write_idx_folder(folder: Path, n_train: int = 210, n_test: int = 60, gz: bool = False) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    suffix = ".gz" if gz else ""
+    for part, n, seed in (("train", n_train, 0), ("t10k", n_test, 1)):
+        if n:
+            images, labels = synthetic_digits(n, seed=seed)
+            write_idx(folder / f"{part}-images-idx3-ubyte{suffix}", images)
+            write_idx(folder / f"{part}-labels-idx1-ubyte{suffix}", labels)
+    return folder
+
+
+def write_image_folder(folder: Path, per_class: int = 6, rgb: bool = False, sizes=(28, 40)) -> Path:
+    from PIL import Image
+
+    images, labels = synthetic_digits(3 * per_class, size=28)
+    for k, (image, label) in enumerate(zip(images, labels)):
+        target = folder / ["horizontal", "vertical", "diagonal"][label]
+        target.mkdir(parents=True, exist_ok=True)
+        picture = Image.fromarray(image).resize((sizes[k % len(sizes)],) * 2)
+        if rgb:
+            picture = Image.merge("RGB", (picture, picture.point(lambda v: v // 2), picture))
+        picture.save(target / f"{k:03d}.{'png' if k % 2 else 'jpg'}")
+    return folder
+
+
+# --- the bundled 28×28 set ---------------------------------------------------------------------------------------
+
+def test_mnist5k_is_uint8_split_stratified_and_loads_without_pickle():
+    with resources.as_file(resources.files("tinygrad_conv").joinpath("mnist5k.npz")) as path:
+        assert path.stat().st_size < 1_000_000
+        with np.load(path, allow_pickle=False) as archive:
+            assert sorted(archive.files) == ["test_images", "test_labels", "train_images", "train_labels"]
+            assert all(archive[name].dtype == np.uint8 for name in archive.files)
+    dataset = datasets.load("mnist5k")
+    assert dataset.x_train.shape == (4000, 1, 28, 28) and dataset.x_test.shape == (1000, 1, 28, 28)
+    assert dataset.x_train.dtype == np.float32 and dataset.y_train.dtype == np.int64
+    assert np.array_equal(np.bincount(dataset.y_test), [100] * 10)
+    assert np.array_equal(np.bincount(dataset.y_train), [400] * 10)
+    assert dataset.x_train.max() == 1.0 and dataset.x_train.min() == 0.0
+    assert dataset.classes == [str(d) for d in range(10)] and dataset.image_size == (28, 28)
+    assert 0.12 < dataset.pixel_mean < 0.14 and 0.29 < dataset.pixel_std < 0.32  # MNIST's 0.1307 and 0.3081
+
+
+def test_digits_through_datasets_is_data_load_split():
+    dataset = datasets.load("digits")
+    for ours, theirs in zip((dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test), data.load_split()):
+        assert np.array_equal(ours, theirs)
+    assert np.array_equal(dataset.standardize(dataset.x_test), data.standardize(dataset.x_test))
+
+
+# --- IDX folders ---------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_idx_folder_loads_gzipped_or_not(tmp_path, gz):
+    write_idx_folder(tmp_path, gz=gz)
+    dataset = datasets.load(str(tmp_path))
+    images, labels = synthetic_digits(210)
+    assert dataset.kind == "idx" and dataset.x_train.shape == (210, 1, 28, 28) and dataset.x_test.shape[0] == 60
+    assert np.array_equal(np.rint(dataset.x_train[:, 0] * 255), images) and np.array_equal(dataset.y_train, labels)
+    assert dataset.classes == ["0", "1", "2"]
+
+
+def test_idx_folder_is_found_where_torchvision_leaves_it(tmp_path):
+    write_idx_folder(tmp_path / "MNIST" / "raw", gz=True)
+    assert datasets.load(str(tmp_path)).name == str((tmp_path / "MNIST" / "raw").resolve())
+
+
+def test_idx_folder_without_test_files_holds_out_a_seventh(tmp_path):
+    write_idx_folder(tmp_path, n_train=210, n_test=0)
+    dataset = datasets.load(str(tmp_path))
+    assert len(dataset.y_test) == 30 and len(dataset.y_train) == 180
+    assert np.array_equal(np.bincount(dataset.y_test), [10, 10, 10])
+
+
+def test_reading_60000_idx_images_takes_well_under_a_second(tmp_path):
+    images = np.random.default_rng(0).integers(0, 256, (60000, 28, 28), dtype=np.uint8)
+    write_idx(tmp_path / "train-images-idx3-ubyte", images)
+    started = time.perf_counter()
+    read = datasets.read_idx(tmp_path / "train-images-idx3-ubyte", 3)
+    assert time.perf_counter() - started < 0.5
+    assert np.array_equal(read, images)
+
+
+def _cut(path: Path, keep: int) -> None:
+    path.write_bytes(path.read_bytes()[:keep])
+
+
+def _replace(path: Path, make) -> None:
+    make(path)
+
+
+BAD_IDX = [
+    ("truncated images", lambda f: _cut(f / "train-images-idx3-ubyte", 5000),
+     "train-images-idx3-ubyte: truncated IDX file: header says 210 × 28 × 28 = 164,640 bytes of data, the file has "
+     "4,984"),
+    ("truncated header", lambda f: _cut(f / "train-labels-idx1-ubyte", 6), "shorter than its 8-byte header"),
+    ("empty file", lambda f: _cut(f / "train-labels-idx1-ubyte", 0), "shorter than its 4-byte magic number"),
+    ("trailing bytes", lambda f: (f / "t10k-labels-idx1-ubyte").write_bytes(
+        (f / "t10k-labels-idx1-ubyte").read_bytes() + b"\0"), "IDX file longer than its header says"),
+    ("labels as images", lambda f: write_idx(f / "train-images-idx3-ubyte", np.zeros(210)),
+     "wrong magic number 0x00000801, expected 0x00000803"),
+    ("float magic", lambda f: write_idx(f / "train-labels-idx1-ubyte", np.zeros(210), magic=b"\0\0\x0d\x01"),
+     "wrong magic number 0x00000D01, expected 0x00000801"),
+    ("not IDX at all", lambda f: (f / "train-images-idx3-ubyte").write_bytes(b"\x89PNG\r\n\x1a\n" * 10),
+     "wrong magic number 0x89504E47"),
+    ("counts differ", lambda f: write_idx(f / "train-labels-idx1-ubyte", np.zeros(200)),
+     "train-images-idx3-ubyte has 210 images but train-labels-idx1-ubyte has 200 labels"),
+    ("no labels", lambda f: (f / "train-labels-idx1-ubyte").unlink(),
+     "has the train images but no train-labels-idx1-ubyte[.gz]"),
+    ("test size differs", lambda f: write_idx(f / "t10k-images-idx3-ubyte", np.zeros((60, 20, 20))),
+     "test images are 20×20 but training images 28×28"),
+    ("one class", lambda f: (write_idx(f / "train-labels-idx1-ubyte", np.zeros(210)),
+                             write_idx(f / "t10k-labels-idx1-ubyte", np.zeros(60))),
+     "every label is 0; a classifier needs at least 2 classes"),
+]
+
+
+@pytest.mark.parametrize(("case", "damage", "message"), BAD_IDX, ids=[case[0] for case in BAD_IDX])
+def test_bad_idx_files_are_refused_in_one_named_line(tmp_path, case, damage, message):
+    damage(write_idx_folder(tmp_path))
+    with pytest.raises(DataError) as error:
+        datasets.load(str(tmp_path))
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_truncated_gzip_idx_file_is_refused(tmp_path):
+    write_idx_folder(tmp_path, gz=True)
+    _cut(tmp_path / "train-images-idx3-ubyte.gz", 3000)
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte\.gz: truncated or corrupt gzip file"):
+        datasets.load(str(tmp_path))
+
+
+# --- image folders -------------------------------------------------------------------------------------------------
+
+def test_image_folder_keeps_class_names_resizes_and_stays_grey(tmp_path):
+    dataset = datasets.load(str(write_image_folder(tmp_path, per_class=10)), image_size=20)
+    assert dataset.kind == "folder" and dataset.classes == ["diagonal", "horizontal", "vertical"]  # sorted
+    assert dataset.x_train.shape[1:] == (1, 20, 20) and len(dataset.y_train) + len(dataset.y_test) == 30
+    assert len(dataset.y_test) == 6 and np.array_equal(np.bincount(dataset.y_test), [2, 2, 2])
+    assert 0 <= dataset.x_train.min() and dataset.x_train.max() <= 1
+
+
+def test_image_folder_of_colour_images_has_three_channels(tmp_path):
+    dataset = datasets.load(str(write_image_folder(tmp_path, rgb=True)))
+    assert dataset.x_train.shape[1:] == (3, 28, 28)
+    assert not np.array_equal(dataset.x_train[:, 0], dataset.x_train[:, 1])
+
+
+def test_image_folder_with_train_and_test_subfolders_uses_them(tmp_path):
+    write_image_folder(tmp_path / "train", per_class=4)
+    write_image_folder(tmp_path / "test", per_class=2)
+    dataset = datasets.load(str(tmp_path))
+    assert len(dataset.y_train) == 12 and len(dataset.y_test) == 6
+
+
+def _empty_class(folder: Path) -> None:
+    (folder / "empty").mkdir()
+    (folder / "empty" / "notes.txt").write_text("no images here")
+
+
+def _not_an_image(folder: Path) -> None:
+    (folder / "vertical" / "broken.png").write_bytes(b"this is not a PNG")
+
+
+def _truncated_png(folder: Path) -> None:
+    path = folder / "vertical" / "001.png"
+    path.write_bytes(path.read_bytes()[:60])
+
+
+def _one_class(folder: Path) -> None:
+    import shutil
+
+    for name in ("horizontal", "diagonal"):
+        shutil.rmtree(folder / name)
+
+
+BAD_FOLDERS = [
+    ("empty class folder", _empty_class, "empty: empty class folder (no .png/.jpg/.jpeg files)"),
+    ("unreadable image", _not_an_image, "broken.png: unreadable image (UnidentifiedImageError"),
+    ("truncated image", _truncated_png, "001.png: unreadable image"),
+    ("one class", _one_class, "expected one subfolder of images per class (at least 2), found 1: vertical"),
+]
+
+
+@pytest.mark.parametrize(("case", "damage", "message"), BAD_FOLDERS, ids=[case[0] for case in BAD_FOLDERS])
+def test_bad_image_folders_are_refused_in_one_named_line(tmp_path, case, damage, message):
+    write_image_folder(tmp_path)
+    damage(tmp_path)
+    with pytest.raises(DataError) as error:
+        datasets.load(str(tmp_path))
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("mnist", "--data mnist: not a bundled data set (digits, mnist5k) and no such folder"),
+    ("{tmp}/file.txt", "is a file; give the folder"),
+    ("{tmp}", "expected one subfolder of images per class (at least 2), found 0"),
+])
+def test_bad_data_names_are_refused(tmp_path, spec, message):
+    (tmp_path / "file.txt").write_text("x")
+    with pytest.raises(DataError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        datasets.load(spec.format(tmp=tmp_path))
+
+
+def test_image_folder_train_and_test_must_have_the_same_classes(tmp_path):
+    write_image_folder(tmp_path / "train")
+    write_image_folder(tmp_path / "test")
+    _one_class(tmp_path / "test")
+    (tmp_path / "test" / "extra").mkdir()
+    (tmp_path / "test" / "extra" / "a.png").write_bytes((tmp_path / "train" / "vertical" / "001.png").read_bytes())
+    with pytest.raises(DataError, match="train/ and test/ have different class folders"):
+        datasets.load(str(tmp_path))
+
+
+# --- a user's drawing -----------------------------------------------------------------------------------------------
+
+def test_a_dark_on_light_drawing_is_prepared_like_an_mnist_digit(tmp_path):
+    from PIL import Image
+
+    dataset = datasets.load("mnist5k")
+    digit = dataset.x_test[0, 0]
+    ink_box = datasets.ink_box_fraction(dataset.x_train[:500])
+    assert 0.65 < ink_box < 0.8  # MNIST's digits span 20 of 28 pixels
+    drawing = np.pad(255 - np.uint8(digit * 255), 14, constant_values=255)  # black ink on white, off-centre margin
+    big = Image.fromarray(drawing).resize((224, 224), Image.Resampling.NEAREST)
+    big.convert("RGBA").save(tmp_path / "drawn.png")
+    prepared = datasets.prepare_image(tmp_path / "drawn.png", 1, (28, 28), ink_box)
+    assert prepared.shape == (1, 28, 28) and prepared.dtype == np.float32 and prepared.max() == 1.0
+    assert np.corrcoef(prepared.ravel(), digit.ravel())[0, 1] > 0.95  # the same digit, in the same place
+
+
+def test_a_transparent_background_counts_as_white(tmp_path):
+    from PIL import Image
+
+    rgba = np.zeros((30, 30, 4), np.uint8)
+    rgba[10:20, 14:16] = (0, 0, 0, 255)  # a black stroke; everything else fully transparent black
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "stroke.png")
+    grey = datasets.read_image(tmp_path / "stroke.png", (30, 30), channels=1)
+    assert grey[0, 0] == 255 and grey[15, 15] == 0

@@ -340,11 +340,28 @@ def test_leaf_grad_is_not_aliased_to_the_seed_array():
 
 @pytest.mark.parametrize(
     "data", [1, 2.5, True, [1, 2], [[1.0, 2.0]], np.array([1, 2], np.int32), np.array([1], np.uint8),
-             np.array([True, False])],
-    ids=["int", "float", "bool", "int-list", "float-list", "int32-array", "uint8-array", "bool-array"],
+             np.array([True, False]), [1, 2.5]],
+    ids=["int", "float", "bool", "int-list", "float-list", "int32-array", "uint8-array", "bool-array", "mixed-list"],
 )
-def test_numbers_lists_and_integer_arrays_become_float64(data):
-    assert Tensor(data).dtype == np.float64
+def test_data_is_typed_as_pytorch_types_it_with_float64_for_floats(data, torch):
+    expected = torch.tensor(data).dtype
+    if expected.is_floating_point:
+        assert Tensor(data).dtype == np.float64  # numpy's default float, where PyTorch's is float32
+    else:
+        assert str(Tensor(data).dtype) == str(expected).removeprefix("torch.")
+
+
+def test_integer_tensors_hold_labels_and_indices_but_never_require_grad():
+    labels = Tensor(np.array([2, 0]))
+    assert labels.dtype == np.int64
+    logits = Tensor(np.zeros((2, 3)), requires_grad=True)
+    from tinygrad_conv import functional
+
+    functional.cross_entropy(logits, labels).backward()
+    assert logits.grad.shape == (2, 3)
+    assert (labels * 2.5).dtype == np.float64 and (labels * 2).dtype == np.int64
+    with pytest.raises(TypeError, match="only floating-point tensors can require gradients"):
+        Tensor([1, 2], requires_grad=True)
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
@@ -361,9 +378,10 @@ def test_complex_object_and_string_data_raise_type_error(data):
         Tensor(data)
 
 
-def test_non_floating_dtype_argument_raises_type_error():
-    with pytest.raises(TypeError, match="dtype must be a floating dtype"):
-        Tensor([1, 2], dtype=np.int64)
+def test_non_numeric_dtype_argument_raises_type_error():
+    assert Tensor([1.7, 2], dtype=np.int64).dtype == np.int64
+    with pytest.raises(TypeError, match="dtype must be a real numeric dtype"):
+        Tensor([1, 2], dtype=np.complex128)
 
 
 def test_requires_grad_must_be_a_bool():
@@ -545,12 +563,13 @@ def test_a_float_tensor_index_raises_type_error_naming_the_dtype_instead_of_trun
         Tensor(X34)[index]
 
 
-def test_a_tensor_built_from_a_boolean_mask_is_refused_not_read_as_row_numbers_0_and_1():
+def test_a_tensor_built_from_a_boolean_mask_stays_a_mask_not_row_numbers_0_and_1():
     mask = np.array([True, False, True])
     x = Tensor(X34)
-    with pytest.raises(TypeError, match="got float64"):  # Tensor(mask) holds 1.0, 0.0, 1.0: not a mask any more
-        x[Tensor(mask)]
-    np.testing.assert_array_equal(x[mask].data, X34[mask])  # the numpy mask itself selects rows 0 and 2
+    np.testing.assert_array_equal(x[Tensor(mask)].data, X34[mask])  # rows 0 and 2, as PyTorch
+    np.testing.assert_array_equal(x[mask].data, X34[mask])
+    with pytest.raises(TypeError, match="got float64"):  # a float tensor is refused, never truncated
+        x[Tensor(mask.astype(float))]
 
 
 @pytest.mark.parametrize(

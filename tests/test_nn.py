@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from tinygrad_conv import Tensor, nn
-from tinygrad_conv import tensor as tensor_module
 
 
 class TwoBranch(nn.Module):
@@ -312,23 +311,23 @@ def test_dropout_masks_are_reproducible_from_its_rng():
     assert np.array_equal(nn.Dropout(0.3, rng=5)(x).data, nn.Dropout(0.3, rng=5)(x).data)
 
 
-def test_calling_a_module_records_its_scope_on_the_ops_it_runs():
+def test_forward_hooks_see_each_module_call_in_order_and_can_be_removed():
     model = small_cnn()
+    calls = []
+    handles = [module.register_forward_pre_hook(lambda m, inputs: calls.append(("pre", m))) for module in model]
+    handles += [module.register_forward_hook(lambda m, inputs, out: calls.append(("post", m, out.shape)))
+                for module in model]
     x = Tensor(np.zeros((1, 1, 6, 6), np.float32))
     y = model(x)
-    assert y._scope[0] is model and y._scope[-1] is model[4]
-    conv_out = y._ctx.parents[0]  # walk back to the first op recorded inside model[0]
-    while conv_out._ctx is not None and conv_out._scope[-1] is not model[0]:
-        conv_out = conv_out._ctx.parents[0]
-    assert conv_out._scope == (model, model[0])
-    assert tensor_module._module_stack == []
-
-
-def test_the_module_stack_is_restored_when_forward_raises():
-    model = nn.Sequential(nn.ReLU(), nn.Conv2d(1, 1, 3))
-    with pytest.raises(ValueError):
-        model(Tensor(np.zeros((4, 4))))
-    assert tensor_module._module_stack == []
+    assert [c[0] for c in calls] == ["pre", "post"] * len(model)
+    assert [c[1] for c in calls[::2]] == list(model) and calls[-1][2] == y.shape
+    for handle in handles:
+        handle.remove()
+        handle.remove()  # a second remove does nothing
+    model(x)
+    assert len(calls) == 2 * len(model)
+    with pytest.raises(TypeError, match="hook must be callable"):
+        model.register_forward_hook(3)
 
 
 def test_zero_grad_forgets_every_gradient():

@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import mutually_broadcastable_shapes
 
-from tinygrad_conv import Tensor, functional, ops
+from tinygrad_conv import Tensor, functional, kernels, ops
 from tinygrad_conv.gradcheck import GradcheckError, gradcheck
 
 TOL = dict(rtol=1e-10, atol=1e-10)
@@ -404,23 +404,23 @@ def test_random_short_op_chains_pass_gradcheck(steps, seed):
 class DoublingMul(ops.Mul):
     """A wrong Mul: its backward doubles both gradients."""
 
-    def backward(self, grad_output):
-        return tuple(2 * g for g in super().backward(grad_output))
+    def backward(self, grad_output, out, a, b):
+        return tuple(2 * g for g in super().backward(grad_output, out, a, b))
 
 
 class OneWrongElementMul(ops.Mul):
     """A wrong Mul: dL/da is off by exactly 1 at a[1, 2] and right everywhere else."""
 
-    def backward(self, grad_output):
-        grad_a, grad_b = super().backward(grad_output)
+    def backward(self, grad_output, out, a, b):
+        grad_a, grad_b = super().backward(grad_output, out, a, b)
         grad_a = grad_a.copy()
         grad_a[1, 2] += 1.0
         return grad_a, grad_b
 
 
 class WrongSecondInputMul(ops.Mul):
-    def backward(self, grad_output):
-        grad_a, grad_b = super().backward(grad_output)
+    def backward(self, grad_output, out, a, b):
+        grad_a, grad_b = super().backward(grad_output, out, a, b)
         return grad_a, None if grad_b is None else -grad_b
 
 
@@ -593,7 +593,7 @@ def test_conv_outputs_stay_batch_last_in_memory_through_bias_relu_and_pad():
     padded = y.pad(((0, 0), (0, 0), (1, 1), (1, 1)))
     for t in (y, padded):
         assert t.data.transpose(1, 2, 3, 0).flags.c_contiguous
-    assert np.shares_memory(ops.c_order(padded.data.transpose(1, 2, 3, 0)), padded.data)  # a view, not a copy
+    assert np.shares_memory(kernels.c_order(padded.data.transpose(1, 2, 3, 0)), padded.data)  # a view, not a copy
 
 
 @pytest.mark.parametrize("shape", [(4, 3, 5, 6), (64, 1, 16, 16), (16, 8, 8, 64), (1, 2, 3, 1), (3, 7)])
@@ -602,16 +602,16 @@ def test_c_order_copies_transposed_arrays_exactly_and_leaves_c_order_ones_alone(
     n = x.ndim
     for axes in [(*range(1, n), 0), (n - 1, *range(n - 1)), tuple(reversed(range(n)))]:
         for a in (x.transpose(axes), np.ascontiguousarray(x.transpose(axes)).transpose(np.argsort(axes))):
-            copied = ops.c_order(a)
+            copied = kernels.c_order(a)
             assert copied.flags.c_contiguous
             assert copied is a if a.flags.c_contiguous else not np.shares_memory(copied, a)
             np.testing.assert_array_equal(copied, a)
-    assert ops.c_order(x) is x
-    np.testing.assert_array_equal(ops.c_order(x[..., ::2]), x[..., ::2])
+    assert kernels.c_order(x) is x
+    np.testing.assert_array_equal(kernels.c_order(x[..., ::2]), x[..., ::2])
     if n == 4:  # a cropped batch-last array seen as (N, C, H, W), as a padded input's gradient
         cropped = x[:, 1:-1, 1:, :].transpose(3, 0, 1, 2)
-        np.testing.assert_array_equal(ops.c_order(cropped), cropped)
-        assert ops.c_order(cropped).flags.c_contiguous
+        np.testing.assert_array_equal(kernels.c_order(cropped), cropped)
+        assert kernels.c_order(cropped).flags.c_contiguous
 
 
 def test_a_leaf_gets_its_own_c_order_grad_even_from_batch_last_memory():

@@ -207,3 +207,46 @@ def test_top_level_save_load_and_gradcheck_are_the_librarys(tmp_path):
     np.testing.assert_array_equal(tinygrad_conv.load(tmp_path / "m.npz")["w"], np.arange(3.0))
     x = tinygrad_conv.Tensor(np.array([0.5, -1.5]), requires_grad=True)
     tinygrad_conv.gradcheck(lambda t: (t * t).sum(), [x])
+
+
+# ---------------------------------------------------------------- metadata
+
+
+def test_metadata_round_trips_and_load_returns_only_the_arrays(tmp_path):
+    path = tmp_path / "model.npz"
+    metadata = {"model": "lenet5", "classes": ["chat", "chien", "été"], "image_size": [28, 28], "ink_box": None}
+    serialization.save({"w": np.ones(3, np.float32)}, path, metadata=metadata)
+    assert serialization.load_metadata(path) == metadata
+    assert list(serialization.load(path)) == ["w"]
+    with zipfile.ZipFile(path) as archive:  # stored as a numeric array: uint8 UTF-8 bytes of JSON
+        assert sorted(archive.namelist()) == [serialization.METADATA_KEY + ".npy", "w.npy"]
+    stored = np.load(path, allow_pickle=False)[serialization.METADATA_KEY]
+    assert stored.dtype == np.uint8 and stored.ndim == 1
+
+
+def test_a_checkpoint_without_metadata_has_empty_metadata(tmp_path):
+    serialization.save({"w": np.ones(3)}, tmp_path / "model.npz")
+    assert serialization.load_metadata(tmp_path / "model.npz") == {}
+
+
+@pytest.mark.parametrize(("metadata", "error", "message"), [
+    ({"f": object()}, TypeError, "metadata must be JSON-serialisable"),
+    ({"x": float("nan")}, TypeError, "metadata must be JSON-serialisable"),
+    (["not", "a", "dict"], TypeError, "metadata must be a mapping"),
+])
+def test_save_refuses_metadata_json_cannot_hold(tmp_path, metadata, error, message):
+    with pytest.raises(error, match=message):
+        serialization.save({"w": np.ones(1)}, tmp_path / "model.npz", metadata=metadata)
+    assert not (tmp_path / "model.npz").exists()
+
+
+def test_save_refuses_the_reserved_metadata_key(tmp_path):
+    with pytest.raises(ValueError, match="is reserved for the checkpoint's metadata"):
+        serialization.save({serialization.METADATA_KEY: np.ones(1)}, tmp_path / "model.npz")
+
+
+def test_load_metadata_refuses_metadata_that_is_not_json(tmp_path):
+    path = tmp_path / "model.npz"
+    np.savez(path, **{serialization.METADATA_KEY: np.frombuffer(b"\xff{oops", np.uint8)})
+    with pytest.raises(CheckpointError, match="is not UTF-8 JSON of an object"):
+        serialization.load_metadata(path)

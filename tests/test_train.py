@@ -1,5 +1,6 @@
 """Training the demo CNN: it learns, it is deterministic, the demo script matches it, checkpoints round-trip."""
 
+import dataclasses
 import hashlib
 import json
 import runpy
@@ -131,3 +132,82 @@ def test_cosine_lr_matches_torch_cosine_annealing(torch):
 def test_config_rejects_bad_values_by_name(field, value, message):
     with pytest.raises(ValueError, match=f"^{message.replace('(', '[(]')}$"):
         TrainConfig(**{field: value})
+
+
+# ---------------------------------------------------------------- the 28×28 LeNet
+
+
+from tinygrad_conv import datasets  # noqa: E402
+from tinygrad_conv.train import (  # noqa: E402
+    build,
+    build_lenet5,
+    checkpoint_metadata,
+    default_model,
+    model_from_metadata,
+)
+
+
+@pytest.fixture(scope="module")
+def mnist_small():
+    """mnist5k with 1200 of its training images (120 per class) and 500 test images: seconds, not minutes."""
+    full = datasets.load("mnist5k")
+    keep_train = np.concatenate([np.flatnonzero(full.y_train == c)[:120] for c in range(10)])
+    keep_test = np.arange(0, 1000, 2)
+    full.x_train, full.y_train = full.x_train[np.sort(keep_train)], full.y_train[np.sort(keep_train)]
+    full.x_test, full.y_test = full.x_test[keep_test], full.y_test[keep_test]
+    return full
+
+
+def test_a_short_lenet5_run_on_28x28_digits_clearly_learns(mnist_small):
+    config = TrainConfig.for_model("lenet5", data="mnist5k", epochs=3)
+    result = train(config, dataset=mnist_small, **QUIET)
+    metrics = result.metrics
+    assert metrics["model"] == "lenet5" and metrics["data"] == "mnist5k"
+    assert metrics["test_accuracy"] > 0.75, metrics["history"]  # 10% is chance; 84.8% measured
+    assert metrics["history"][-1]["train_loss"] < 0.5 * metrics["history"][0]["train_loss"]
+    assert result.metadata["model"] == "lenet5" and result.metadata["image_size"] == [28, 28]
+    assert 0.65 < result.metadata["ink_box"] < 0.8
+
+
+def test_lenet5_is_deterministic_on_28x28_digits(mnist_small):
+    tiny = dataclasses.replace(mnist_small, x_train=mnist_small.x_train[::4], y_train=mnist_small.y_train[::4],
+                               x_test=mnist_small.x_test[:100], y_test=mnist_small.y_test[:100])
+    config = TrainConfig.for_model("lenet5", data="mnist5k", epochs=1)
+    first, again = (train(config, dataset=tiny, **QUIET) for _ in range(2))
+    assert _digest(first.model) == _digest(again.model)
+    assert _without_times(first.metrics) == _without_times(again.metrics)
+    other = train(TrainConfig.for_model("lenet5", data="mnist5k", epochs=1, seed=1), dataset=tiny, **QUIET)
+    assert _digest(other.model) != _digest(first.model)
+
+
+def test_lenet5_shapes_follow_the_data():
+    from tinygrad_conv import Tensor
+
+    model = build_lenet5(0, in_channels=3, num_classes=4, image_size=(32, 32))
+    assert model(Tensor(np.zeros((2, 3, 32, 32), np.float32))).shape == (2, 4)
+    assert [type(layer).__name__ for layer in model] == ["Conv2d", "ReLU", "MaxPool2d", "Conv2d", "ReLU", "MaxPool2d",
+                                                          "Flatten", "Linear", "ReLU", "Dropout", "Linear"]
+    with pytest.raises(ValueError, match=r"model 'lenet5' needs images of at least 12×12 pixels, got 8×8"):
+        build_lenet5(image_size=(8, 8))
+    assert default_model((8, 8)) == "digits-cnn" and default_model((28, 28)) == "lenet5"
+
+
+def test_the_default_digits_model_is_unchanged_by_its_new_arguments():
+    assert _digest(build_model()) == _digest(build("digits-cnn", 0, 1, 10, (8, 8)))
+
+
+def test_metadata_rebuilds_the_network_and_old_checkpoints_are_the_digits_cnn(mnist_small):
+    meta = checkpoint_metadata("lenet5", mnist_small)
+    assert meta["classes"] == [str(d) for d in range(10)] and meta["in_channels"] == 1
+    assert [p.shape for p in model_from_metadata(meta).parameters()] == \
+        [p.shape for p in build_lenet5().parameters()]
+    assert [p.shape for p in model_from_metadata({}).parameters()] == [p.shape for p in build_model().parameters()]
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"model": "resnet"}, "model must be one of digits-cnn, lenet5, got 'resnet'"),
+    ({"shift": -1}, "shift must be an integer >= 0, got -1"),
+])
+def test_config_rejects_bad_models_and_shifts(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**overrides)

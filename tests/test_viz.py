@@ -314,7 +314,7 @@ def test_conv_graph_shows_conv2d_as_its_primitives():
         (op,) = dot.children(node)
         sequence.append(dot.nodes[op]["label"].strip('"'))
         (node,) = dot.children(op)
-    assert sequence == ["pad", "im2col", "reshape", "@", "reshape", "permute 3,0,1,2", "+", "Σ"]
+    assert sequence == ["pad", "unfold (im2col)", "reshape", "matmul", "reshape", "permute 3,0,1,2", "+", "Σ"]
     assert dot.text(dot.named("x")).endswith("grad 10 10 6 10 10 6 7 7 4")
     assert dot.text(dot.named("weight")).startswith("weight (1,1,2,2) data 1 2 3 4 grad")
     assert dot.text(dot.named("bias")) == "bias (1,) data 1 grad 9"
@@ -333,8 +333,8 @@ def test_model_graph_clusters_ops_by_module_and_names_parameters():
             assert dot.fill(node) == viz.FILL["parameter"]
     assert dot.fill(dot.named("images")) == viz.FILL["input"]
     conv0_ops = [dot.nodes[n]["label"].strip('"') for n in dot.clusters["cluster_0"]["nodes"] if n.startswith("op")]
-    data_path = [op for op in conv0_ops if op in ("pad", "im2col", "@")]
-    assert data_path == ["pad", "im2col", "@"]  # the weight's reshape may be recorded first
+    data_path = [op for op in conv0_ops if op in ("pad", "unfold (im2col)", "matmul")]
+    assert data_path == ["pad", "unfold (im2col)", "matmul"]  # the weight's reshape may be recorded first
     assert [dot.nodes[n]["label"] for n in dot.clusters["cluster_1"]["nodes"] if n.startswith("op")] == ["relu"]
     loss = dot.named("loss")
     assert not any(loss in c["nodes"] for c in dot.clusters.values())  # the loss runs outside the model
@@ -430,3 +430,45 @@ def test_the_cli_draws_the_model(dot, tmp_path, capsys):
     assert main(["graph", "model", "--out", str(out), "--no-grad"]) == 0
     assert out.read_bytes().startswith(b"%PDF")
     assert "model graph:" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- the backward pass, drawn
+
+
+def test_backward_graph_shows_dw_as_a_matmul_with_cols_and_dx_as_matmul_fold_crop():
+    dot = Dot(viz.backward_graph())
+    grad_x, grad_w = dot.named("dL/dX"), dot.named("dL/dW")
+    label = lambda node: dot.nodes[node]["label"].strip('"')  # noqa: E731
+    chain, node = [], grad_x
+    while dot.parents(node):  # dL/dX back to the first matmul: crop ← fold ← reshape ← matmul
+        (op,) = dot.parents(node)
+        chain.append(label(op))
+        if label(op) == "matmul":
+            break
+        (node,) = dot.parents(op)
+    assert chain == ["crop", "fold (col2im)", "reshape", "matmul"]
+    matmul_inputs = [dot.text(n).split(" ")[0] for n in dot.parents(op)]
+    assert matmul_inputs == ["Wᵀ", "dL/dY"]
+    (reshape,) = dot.parents(grad_w)
+    (product,) = dot.parents(reshape)
+    (matmul,) = dot.parents(product)
+    assert label(matmul) == "matmul"
+    assert [dot.text(n).split(" ")[0] for n in dot.parents(matmul)][0] == "dL/dY"
+    assert dot.text(grad_x) == "dL/dX (1,1,3,3) data 23 33 24 53 63 42 52 59 36"
+
+
+def test_draw_graph_takes_several_roots_and_marks_each():
+    x = Tensor([1.0, 2.0], requires_grad=True, name="x")
+    a, b = x * 2, x.exp()
+    a.name, b.name = "a", "b"
+    drawn = Dot(viz.draw_graph([a, b]))
+    assert viz.FILL["root"] in drawn.nodes[drawn.named("a")]["label"]
+    assert viz.FILL["root"] in drawn.nodes[drawn.named("b")]["label"]
+    assert drawn.source.count(viz.FILL["parameter"]) == 1  # x once, shared by both
+
+
+def test_graph_command_draws_the_backward_pass(tmp_path, dot, capsys):
+    out = tmp_path / "backward.svg"
+    assert viz.graph_command("backward", "svg", str(out), show_grad=True) == 0
+    assert out.read_text().lstrip().startswith(("<?xml", "<svg")) and "fold (col2im)" in out.read_text()
+    assert "backward graph" in capsys.readouterr().out

@@ -4,9 +4,17 @@ Tensor (tensor.py) records primitive ops (ops.py); conv2d (functional.py) is com
 gradients are derived; closed_form.py writes the same gradients by hand in plain numpy.
 """
 
-from tinygrad_conv.allocator import keep_freed_memory
-from tinygrad_conv.gradcheck import gradcheck
-from tinygrad_conv.serialization import load, save
-from tinygrad_conv.tensor import Tensor, is_grad_enabled, no_grad
+from importlib.metadata import PackageNotFoundError, version
 
-__all__ = ["Tensor", "no_grad", "is_grad_enabled", "gradcheck", "save", "load", "keep_freed_memory"]
+from tinygrad_conv.allocator import keep_freed_memory
+from tinygrad_conv.gradcheck import gradcheck, gradgradcheck
+from tinygrad_conv.serialization import load, save
+from tinygrad_conv.tensor import Tensor, enable_grad, grad, is_grad_enabled, no_grad
+
+try:
+    __version__ = version("tinygrad_conv")
+except PackageNotFoundError:  # run from a checkout that was not pip-installed
+    __version__ = "0+unknown"
+
+__all__ = ["Tensor", "grad", "no_grad", "enable_grad", "is_grad_enabled", "gradcheck", "gradgradcheck", "save",
+           "load", "keep_freed_memory", "__version__"]

@@ -1,11 +1,14 @@
 """The `tinygrad-conv` command line (also `python -m tinygrad_conv`).
 
-    tinygrad-conv train [--epochs N] [--batch-size N] [--lr X] [--optimizer adam|sgd] [--seed N] [--out DIR]
-    tinygrad-conv evaluate CHECKPOINT
+    tinygrad-conv train [--data NAME|FOLDER] [--model digits-cnn|lenet5] [--image-size N] [--epochs N]
+                        [--batch-size N] [--lr X] [--shift N] [--optimizer adam|sgd] [--seed N] [--out DIR]
+    tinygrad-conv evaluate CHECKPOINT|RUN_DIR [--data NAME|FOLDER]
+    tinygrad-conv predict [--checkpoint CHECKPOINT|RUN_DIR] IMAGE...
     tinygrad-conv graph {derivation,conv,model} [--format svg|png|pdf|dot] [--out FILE] [--no-grad]
     tinygrad-conv derive
 
-Bad arguments get one line on stderr and exit code 2; never a traceback.
+Bad arguments and bad data get one line on stderr and exit code 2; never a traceback. docs/DATA.md describes
+--data, --model and predict for users.
 """
 
 from __future__ import annotations
@@ -34,11 +37,19 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="tinygrad-conv", description="See backpropagation through a convolution.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    train = commands.add_parser("train", help="train the demo CNN on the handwritten digits")
+    train = commands.add_parser("train", help="train a CNN on the handwritten digits or your own images")
     defaults = _train_defaults()
-    train.add_argument("--epochs", type=int, default=defaults.epochs)
+    train.add_argument("--data", default="digits",
+                       help="digits (8×8, default), mnist5k (28×28), a folder of MNIST-format IDX files, or a folder "
+                            "with one subfolder of PNG/JPEG images per class")
+    train.add_argument("--model", choices=["digits-cnn", "lenet5"],
+                       help="default: digits-cnn for images under 16 pixels, lenet5 otherwise")
+    train.add_argument("--image-size", type=int, help="image folders: resize to N×N (default 28)")
+    train.add_argument("--epochs", type=int, help="default: 30 (digits-cnn), 10 (lenet5)")
     train.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    train.add_argument("--lr", type=float, default=defaults.lr, help="learning rate (default: %(default)s)")
+    train.add_argument("--lr", type=float, help="learning rate (default: 0.1 digits-cnn, 0.05 lenet5)")
+    train.add_argument("--shift", type=int, help="augmentation: move each training image by up to N pixels "
+                                                 "(default: 1; 0: off)")
     train.add_argument("--optimizer", choices=["adam", "sgd"], default=defaults.optimizer)
     train.add_argument("--seed", type=int, default=defaults.seed)
     train.add_argument("--out", type=Path, help="run directory (default: runs/<timestamp>)")
@@ -48,7 +59,13 @@ def _parser() -> argparse.ArgumentParser:
                        help="on a NaN/inf loss: stop the run, or skip the batch (default: %(default)s)")
 
     evaluate = commands.add_parser("evaluate", help="test accuracy and confusion matrix of a checkpoint")
-    evaluate.add_argument("checkpoint", type=Path)
+    evaluate.add_argument("checkpoint", type=Path, help="a model.npz, or the run folder holding it")
+    evaluate.add_argument("--data", help="evaluate on this data set (default: the one the checkpoint was trained on)")
+
+    predict = commands.add_parser("predict", help="classify images with a trained checkpoint")
+    predict.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="PNG or JPEG files")
+    predict.add_argument("--checkpoint", type=Path,
+                         help="a model.npz or run folder (default: the newest runs/*/model.npz)")
 
     graph = commands.add_parser("graph", help="draw a computation graph with graphviz")
     graph.add_argument("name", help="derivation, conv or model")
@@ -72,6 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _train(args)
     if args.command == "evaluate":
         return _evaluate(args)
+    if args.command == "predict":
+        return _predict(args)
     if args.command == "graph":
         from tinygrad_conv import viz
 
@@ -102,50 +121,118 @@ def _run_directory(out: Path | None, force: bool) -> Path:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from tinygrad_conv import plots, serialization
-    from tinygrad_conv.train import NonFiniteLossError, TrainConfig, train
+    from tinygrad_conv import datasets, plots, serialization
+    from tinygrad_conv.train import NonFiniteLossError, TrainConfig, build, default_model, train
 
+    given = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "optimizer": args.optimizer,
+             "seed": args.seed, "on_nonfinite": args.on_nonfinite, "shift": args.shift, "data": args.data,
+             "image_size": args.image_size}
     try:
-        config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
-                             seed=args.seed, on_nonfinite=args.on_nonfinite)
+        TrainConfig.for_model(args.model or "digits-cnn", **given)  # bad numbers fail before any data is read
+        dataset = datasets.load(args.data, args.image_size)
+        model = args.model or default_model(dataset.image_size)
+        config = TrainConfig.for_model(model, **given)
+        build(model, config.seed, dataset.in_channels, dataset.num_classes, dataset.image_size)  # fits the data?
         out = _run_directory(args.out, args.force)
-    except ValueError as error:
+    except ValueError as error:  # DataError included
         return _fail(str(error))
-    print(f"training the demo CNN on 1437 handwritten digits ({config.optimizer}, lr {config.lr}, "
-          f"batch {config.batch_size}, {config.epochs} epochs, seed {config.seed})")
+    print(f"training {model} on {len(dataset.y_train)} images of {dataset.description}: "
+          f"{dataset.num_classes} classes, {len(dataset.y_test)} test images "
+          f"({config.optimizer}, lr {config.lr}, batch {config.batch_size}, {config.epochs} epochs, "
+          f"seed {config.seed})")
     try:
-        result = train(config, progress=not args.no_progress)
+        result = train(config, progress=not args.no_progress, dataset=dataset)
     except NonFiniteLossError as error:
         return _fail(str(error), code=1)
     metrics = result.metrics
 
-    serialization.save(result.model.state_dict(), out / "model.npz")
+    serialization.save(result.model.state_dict(), out / "model.npz", metadata=result.metadata)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     plots.plot_curves(metrics["history"], out / "curves.png")
     plots.plot_filters(result.model[0].weight.data, out / "filters.png")
-    plots.plot_confusion(np.array(metrics["confusion"]), out / "confusion.png")
+    plots.plot_confusion(np.array(metrics["confusion"]), out / "confusion.png", dataset.classes)
     print(f"test accuracy {100 * metrics['test_accuracy']:.2f}%  (train {100 * metrics['train_accuracy']:.2f}%)  "
           f"in {metrics['train_seconds']:.2f} s of training, {metrics['images_per_second']:,.0f} images/s")
     print(f"wrote {out}/: model.npz metrics.json curves.png filters.png confusion.png")
     return 0
 
 
+def _checkpoint_file(path: Path) -> Path:
+    """A model.npz given directly, or the one inside a run folder."""
+    if path.is_dir() and (path / "model.npz").is_file():
+        return path / "model.npz"
+    return path
+
+
+def _load_checkpoint(path: Path):
+    """(model with the checkpoint's weights, its metadata); ValueError with one readable line."""
+    from tinygrad_conv import serialization
+    from tinygrad_conv.train import DIGITS_METADATA, model_from_metadata
+
+    path = _checkpoint_file(path)
+    metadata = {**DIGITS_METADATA, **serialization.load_metadata(path)}
+    state = serialization.load(path)
+    model = model_from_metadata(metadata)
+    model.load_state_dict(state)
+    return model, metadata
+
+
 def _evaluate(args: argparse.Namespace) -> int:
-    from tinygrad_conv import data, serialization
-    from tinygrad_conv.train import build_model, confusion_matrix, predict
+    from tinygrad_conv import datasets
+    from tinygrad_conv.train import confusion_matrix, predict
 
     try:
-        state = serialization.load(args.checkpoint)
-        model = build_model()
-        model.load_state_dict(state)
-    except ValueError as error:  # CheckpointError, and load_state_dict's key/shape report
+        model, meta = _load_checkpoint(args.checkpoint)
+        spec = args.data or meta["data"]
+        dataset = datasets.load(spec, meta.get("image_size_option"))
+        if dataset.classes != meta["classes"] or dataset.in_channels != meta["in_channels"] \
+                or list(dataset.image_size) != meta["image_size"]:
+            raise ValueError(f"--data {spec} does not fit the checkpoint: {dataset.num_classes} classes of "
+                             f"{dataset.in_channels}×{dataset.image_size[0]}×{dataset.image_size[1]} images, the "
+                             f"checkpoint's model takes {meta['in_channels']}×{meta['image_size'][0]}×"
+                             f"{meta['image_size'][1]} and has {len(meta['classes'])} classes {meta['classes']}")
+    except ValueError as error:  # CheckpointError, DataError, and load_state_dict's key/shape report
         return _fail(str(error).replace("\n", "; "))
-    _, _, x_test, y_test = data.load_split()
-    predictions = predict(model, data.standardize(x_test))
-    print(f"test accuracy {100 * float((predictions == y_test).mean()):.2f}% on {len(y_test)} images")
-    print("confusion matrix (rows: true digit, columns: predicted):")
-    confusion = confusion_matrix(y_test, predictions)
-    print("     " + " ".join(f"{d:>4}" for d in range(10)))
-    for digit, row in enumerate(confusion):
-        print(f"{digit:>4} " + " ".join(f"{c:>4}" for c in row))
+    x_test = datasets.standardize(dataset.x_test, meta["pixel_mean"], meta["pixel_std"])
+    predictions = predict(model, x_test)
+    y_test = dataset.y_test
+    print(f"test accuracy {100 * float((predictions == y_test).mean()):.2f}% on {len(y_test)} images "
+          f"({meta['model']}, data {spec})")
+    print("confusion matrix (rows: true class, columns: predicted):")
+    confusion = confusion_matrix(y_test, predictions, len(meta["classes"]))
+    width = max(4, *(len(name) for name in meta["classes"][:50]))
+    width = min(width, 12)
+    names = [name[:width] for name in meta["classes"]]
+    print(" " * (width + 1) + " ".join(f"{name:>{width}}" for name in names))
+    for name, row in zip(names, confusion):
+        print(f"{name:>{width}} " + " ".join(f"{c:>{width}}" for c in row))
+    return 0
+
+
+def _newest_run() -> Path:
+    runs = sorted(Path("runs").glob("*/model.npz"), key=lambda p: p.stat().st_mtime)
+    if not runs:
+        raise ValueError("no --checkpoint given and no runs/*/model.npz here; train first "
+                         "(tinygrad-conv train) or pass --checkpoint")
+    return runs[-1]
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from tinygrad_conv import datasets
+    from tinygrad_conv.train import predict_proba
+
+    try:
+        checkpoint = args.checkpoint if args.checkpoint is not None else _newest_run()
+        model, meta = _load_checkpoint(checkpoint)
+        size = tuple(meta["image_size"])
+        images = np.stack([datasets.prepare_image(path, meta["in_channels"], size, meta["ink_box"])
+                           for path in args.images])
+    except ValueError as error:
+        return _fail(str(error).replace("\n", "; "))
+    if args.checkpoint is None:
+        print(f"checkpoint: {_checkpoint_file(checkpoint)} ({meta['model']}, trained on {meta['data']})")
+    probabilities = predict_proba(model, datasets.standardize(images, meta["pixel_mean"], meta["pixel_std"]))
+    for path, row in zip(args.images, probabilities):
+        best = int(row.argmax())
+        print(f"{path}: {meta['classes'][best]} ({100 * float(row[best]):.1f}%)")
     return 0

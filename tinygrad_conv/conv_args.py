@@ -1,4 +1,5 @@
-"""Argument parsing shared by the engine's conv2d/pooling and by closed_form (plain Python, no numpy).
+"""The one home of argument checks (plain Python, no numpy): sizes, pairs, padding, groups, probabilities — shared
+by the engine's conv2d/pooling, the nn modules and closed_form, so every caller gives the same message.
 
 Shapes follow PyTorch: input (N, C, H, W), weight (Cout, Cin/groups, KH, KW).
 Output size along one axis:  out = (size + pad_before + pad_after - dilation·(k − 1) − 1) // stride + 1.
@@ -69,6 +70,48 @@ def output_size(size: int, pad: Pair, kernel: int, stride: int, dilation: int, w
     return (padded - span) // stride + 1
 
 
+def positive_int(value: object, name: str) -> int:
+    """value as an int ≥ 1, or a clear error naming `name`."""
+    if not is_int(value):
+        raise TypeError(f"{name} must be a positive int, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def check_bool(value: object, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def check_groups_divide(groups: int, in_channels: int, out_channels: int) -> None:
+    if in_channels % groups or out_channels % groups:
+        raise ValueError(f"groups={groups} must divide both input channels ({in_channels}) and output channels "
+                         f"({out_channels})")
+
+
+def pool_padding(padding: object, kernel_size: Pair) -> Pair:
+    """Pooling padding as a pair, each at most half the kernel (as PyTorch: a window must see one real pixel)."""
+    ph, pw = pair(padding, "padding", minimum=0)
+    if 2 * ph > kernel_size[0] or 2 * pw > kernel_size[1]:
+        raise ValueError(f"padding {(ph, pw)} must be at most half the kernel size {kernel_size}")
+    return ph, pw
+
+
+def dropout_probability(p: object) -> float:
+    if isinstance(p, bool) or not isinstance(p, numbers.Real):
+        raise TypeError(f"dropout probability p must be a number in [0, 1), got {p!r}")
+    if not 0 <= p < 1:
+        raise ValueError(f"dropout probability p must be in [0, 1), got {p!r}")
+    return float(p)
+
+
+def check_groups(groups: object) -> int:
+    """groups as an int ≥ 1, or a clear error."""
+    return positive_int(groups, "groups")
+
+
 def check_conv_shapes(input_shape: tuple, weight_shape: tuple, groups: object) -> int:
     """Validate conv2d shapes (N, Cin, H, W) and (Cout, Cin/groups, KH, KW); return groups as an int."""
     if len(input_shape) != 4:
@@ -81,21 +124,15 @@ def check_conv_shapes(input_shape: tuple, weight_shape: tuple, groups: object) -
     if 0 in tuple(weight_shape):
         raise ValueError(f"conv2d weight (Cout, Cin/groups, KH, KW) must have every dimension >= 1, got shape "
                          f"{tuple(weight_shape)}")
-    if not is_int(groups):
-        raise TypeError(f"groups must be a positive int, got {groups!r}")
-    if groups < 1:
-        raise ValueError(f"groups must be a positive int, got {groups!r}")
+    groups = check_groups(groups)
     n, c_in, _, _ = input_shape
     c_out, c_per_group, _, _ = weight_shape
     if n == 0:
         raise ValueError(f"conv2d got an empty batch: input shape {tuple(input_shape)}")
-    if c_in % groups or c_out % groups:
-        raise ValueError(
-            f"groups={groups} must divide both input channels ({c_in}) and output channels ({c_out})"
-        )
+    check_groups_divide(groups, c_in, c_out)
     if c_per_group * groups != c_in:
         raise ValueError(
             f"channel mismatch: input has {c_in} channels, weight {tuple(weight_shape)} expects "
             f"{c_per_group}·groups = {c_per_group * groups}"
         )
-    return int(groups)
+    return groups

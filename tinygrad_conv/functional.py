@@ -16,13 +16,23 @@ Pooling is pad → im2col → max/mean over the window axis; cross_entropy is lo
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from tinygrad_conv.conv_args import check_conv_shapes, is_int, output_size, pair, resolve_padding
+from tinygrad_conv import ops
+from tinygrad_conv.conv_args import (
+    check_conv_shapes,
+    check_groups,
+    dropout_probability,
+    is_int,
+    output_size,
+    pair,
+    pool_padding,
+    resolve_padding,
+)
+from tinygrad_conv.conv_args import output_size as output_size_along
 from tinygrad_conv.tensor import Tensor
 
 
@@ -74,10 +84,102 @@ def conv2d(
     cols = _pad_spatial(x, padding).im2col((kh, kw), stride, dilation)  # (Cin, KH, KW, Ho, Wo, N)
     cols = cols.reshape(groups, c_in // groups * kh * kw, ho * wo * n)
     out = weight.reshape(groups, c_out // groups, c_in // groups * kh * kw) @ cols  # (G, Cout/G, Ho·Wo·N)
-    out = out.reshape(c_out, ho, wo, n).permute(3, 0, 1, 2)  # (N, Cout, Ho, Wo), batch-last in memory: see Unfold
+    out = out.reshape(c_out, ho, wo, n).permute(3, 0, 1, 2)  # (N, Cout, Ho, Wo), batch-last in memory: see kernels.py
     if bias is not None:
         out = out + _bias(bias, c_out, x.dtype).reshape(1, c_out, 1, 1)
     return out
+
+
+def conv_transpose2d(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: int | tuple[int, int] = 1,
+    padding: int | tuple = 0,
+    output_padding: int | tuple[int, int] = 0,
+    groups: int = 1,
+    dilation: int | tuple[int, int] = 1,
+) -> Tensor:
+    """The adjoint of conv2d (as torch.nn.functional.conv_transpose2d): input (N, Cin, H, W), weight
+    (Cin, Cout/groups, KH, KW), bias (Cout,) → (N, Cout, Ho, Wo), Ho = (H − 1)·sh − top − bottom + dh·(KH − 1)
+    + output_padding + 1. Composed as matmul → fold → crop:
+
+        cols = Wᵀ · X          every input pixel spread over a kernel window      (Cout·KH·KW, H·W·N)
+        Y = crop(fold(cols))    the windows added where they overlap (col2im), then the padding cut off
+
+    which is conv2d's input gradient: conv_transpose2d(dL/dY, W) = dL/dX. padding: int, (ph, pw) or per side
+    ((top, bottom), (left, right)); output_padding (< stride or dilation) adds rows/columns at the bottom/right.
+    """
+    x, weight = _tensor(input, "input"), _tensor(weight, "weight")
+    if x.ndim != 4 or weight.ndim != 4:
+        raise ValueError(f"conv_transpose2d expects a 4-D input (N, Cin, H, W) and a 4-D weight "
+                         f"(Cin, Cout/groups, KH, KW), got shapes {x.shape} and {weight.shape}")
+    groups = check_groups(groups)
+    n, c_in, h, w = x.shape
+    if weight.shape[0] != c_in or c_in % groups or 0 in weight.shape or n == 0:
+        raise ValueError(f"conv_transpose2d: weight {weight.shape} must be (Cin, Cout/groups, KH, KW) with Cin = "
+                         f"{c_in} (the input's channels, divisible by groups={groups}) and no empty dimension; "
+                         f"input {x.shape} must hold at least one image")
+    _same_dtype(x, weight)
+    c_out, (kh, kw) = weight.shape[1] * groups, weight.shape[2:]
+    stride, dilation = pair(stride, "stride"), pair(dilation, "dilation")
+    if isinstance(padding, str):
+        raise ValueError(f"conv_transpose2d: padding must be an int, a pair or per-side pairs, got {padding!r}")
+    padding = resolve_padding(padding, (kh, kw), stride, dilation)
+    output_padding = pair(output_padding, "output_padding", minimum=0)
+    for extra, s, d in zip(output_padding, stride, dilation):
+        if extra >= max(s, d):
+            raise ValueError(f"output_padding {output_padding} must be smaller than stride {stride} or dilation "
+                             f"{dilation} along each axis")
+    full = [(size - 1) * s + d * (k - 1) + 1 for size, s, d, k in zip((h, w), stride, dilation, (kh, kw))]
+    for axis, (size, extra, (before, after)) in enumerate(zip(full, output_padding, padding)):
+        if size + extra - before - after < 1:
+            raise ValueError(f"conv_transpose2d: padding {padding[axis]} crops the whole output "
+                             f"({size + extra} {'rows' if axis == 0 else 'columns'})")
+
+    x_cols = x.permute(1, 2, 3, 0).reshape(groups, c_in // groups, h * w * n)  # (G, Cin/G, H·W·N)
+    weight_t = weight.reshape(groups, c_in // groups, c_out // groups * kh * kw).transpose(1, 2)
+    cols = (weight_t @ x_cols).reshape(c_out, kh, kw, h, w, n)  # Wᵀ · X, one column per input pixel
+    out = Tensor._apply(ops.Fold, cols, output_size=tuple(full), kernel_size=(kh, kw), stride=stride,
+                        dilation=dilation)
+    if output_padding != (0, 0):
+        out = out.pad(((0, 0), (0, 0), (0, output_padding[0]), (0, output_padding[1])))
+    out = _crop_spatial(out, padding)
+    if bias is not None:
+        out = out + _bias(bias, c_out, x.dtype).reshape(1, c_out, 1, 1)
+    return out
+
+
+def fold(
+    input: Tensor,
+    output_size: int | tuple[int, int],
+    kernel_size: int | tuple[int, int],
+    dilation: int | tuple[int, int] = 1,
+    padding: int | tuple[int, int] = 0,
+    stride: int | tuple[int, int] = 1,
+) -> Tensor:
+    """col2im, unfold's adjoint, as torch.nn.functional.fold: columns (N, C·KH·KW, L) → (N, C, H, W), each column
+    added back onto the window it was read from (overlaps add up), the padding then cut off; L = Ho·Wo windows."""
+    cols = _tensor(input, "input")
+    kernel_size, stride, dilation = pair(kernel_size, "kernel_size"), pair(stride, "stride"), pair(dilation, "dilation")
+    (h, w), (ph, pw) = pair(output_size, "output_size"), pair(padding, "padding", minimum=0)
+    ho = output_size_along(h, (ph, ph), kernel_size[0], stride[0], dilation[0], "output height")
+    wo = output_size_along(w, (pw, pw), kernel_size[1], stride[1], dilation[1], "output width")
+    window = kernel_size[0] * kernel_size[1]
+    if cols.ndim != 3 or cols.shape[1] % window or cols.shape[2] != ho * wo:
+        raise ValueError(f"fold expects input (N, C·{kernel_size[0]}·{kernel_size[1]}, {ho * wo}) for output_size "
+                         f"{(h, w)} (a multiple of {window} rows, one column per window), got shape {cols.shape}")
+    n, c = cols.shape[0], cols.shape[1] // window
+    cols = cols.reshape(n, c, *kernel_size, ho, wo).permute(1, 2, 3, 4, 5, 0)  # (C, KH, KW, Ho, Wo, N)
+    out = Tensor._apply(ops.Fold, cols, output_size=(h + 2 * ph, w + 2 * pw), kernel_size=kernel_size,
+                        stride=stride, dilation=dilation)
+    return _crop_spatial(out, ((ph, ph), (pw, pw)))
+
+
+def _crop_spatial(x: Tensor, padding: tuple[tuple[int, int], tuple[int, int]]) -> Tensor:
+    if padding == ((0, 0), (0, 0)):
+        return x
+    return Tensor._apply(ops.Crop, x, pad_width=((0, 0), (0, 0), *padding))
 
 
 def unfold(
@@ -109,9 +211,7 @@ def _pool(x: Tensor, kernel_size: Any, stride: Any, padding: Any, pad_value: flo
         raise ValueError(f"{reduce}-pooling got an empty input of shape {x.shape} (no batch, channels or pixels)")
     kernel_size = pair(kernel_size, "kernel_size")
     stride = kernel_size if stride is None else pair(stride, "stride")
-    ph, pw = pair(padding, "padding", minimum=0)
-    if 2 * ph > kernel_size[0] or 2 * pw > kernel_size[1]:
-        raise ValueError(f"padding {(ph, pw)} must be at most half the kernel size {kernel_size}")
+    ph, pw = pool_padding(padding, kernel_size)
     n, c, h, w = x.shape
     ho = output_size(h, (ph, ph), kernel_size[0], stride[0], 1, "input height")
     wo = output_size(w, (pw, pw), kernel_size[1], stride[1], 1, "input width")
@@ -161,13 +261,18 @@ def _bias(bias: Any, num_outputs: int, dtype: np.dtype) -> Tensor:
     return bias
 
 
-def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+def log_softmax(x: Tensor, axis: int = -1, *, dim: int | None = None) -> Tensor:
     """log softmax(x) = x − m − log Σ exp(x − m), m = max(x) along axis (a constant: the result does not depend
-    on it, so it carries no gradient). Finite for logits of ±1e4."""
+    on it, so it carries no gradient). Finite for logits of ±1e4. `dim` is PyTorch's name for axis."""
     x = _tensor(x, "x")
-    axis = _axis(axis, "log_softmax: axis", x.ndim, x.shape)
+    axis = _axis(axis if dim is None else dim, "log_softmax: axis", x.ndim, x.shape)
     shifted = x - x.data.max(axis=axis, keepdims=True)
     return shifted - shifted.exp().sum(axis=axis, keepdims=True).log()
+
+
+def softmax(input: Tensor, dim: int = -1) -> Tensor:
+    """exp(x) / Σ exp(x) along dim, as exp(log_softmax(x)): finite for logits of ±1e4."""
+    return log_softmax(input, dim=dim).exp()
 
 
 def cross_entropy(input: Tensor, target: Any) -> Tensor:
@@ -202,10 +307,7 @@ def _class_targets(target: Any, n: int, num_classes: int) -> np.ndarray:
 def dropout(input: Tensor, p: float = 0.5, training: bool = True, rng: np.random.Generator | None = None) -> Tensor:
     """Zero each element with probability p and scale the rest by 1/(1 − p) (identity when not training)."""
     x = _tensor(input, "input")
-    if isinstance(p, bool) or not isinstance(p, numbers.Real):
-        raise TypeError(f"dropout probability p must be a number in [0, 1), got {p!r}")
-    if not 0 <= p < 1:
-        raise ValueError(f"dropout probability p must be in [0, 1), got {p}")
+    p = dropout_probability(p)
     if not training or p == 0:
         return x
     keep = (rng or np.random.default_rng()).random(x.shape) >= p
@@ -233,5 +335,6 @@ def _axis(axis: Any, what: str, ndim: int, shape: tuple[int, ...]) -> int:
     return int(axis) % ndim
 
 
-__all__: Sequence[str] = ["conv2d", "unfold", "max_pool2d", "avg_pool2d", "relu", "linear", "log_softmax",
+__all__: Sequence[str] = ["conv2d", "conv_transpose2d", "fold", "unfold", "max_pool2d", "avg_pool2d", "relu", "linear",
+                          "log_softmax", "softmax",
                           "cross_entropy", "dropout", "flatten"]

@@ -1,4 +1,5 @@
-"""Finite-difference gradient check: is the graph's dL/dx what central differences measure?
+"""Finite-difference gradient checks: is the graph's dL/dx what central differences measure (`gradcheck`), and is
+its second derivative what central differences of the first measure (`gradgradcheck`)?
 
 For a random fixed v, L(x) = Σ v ⊙ fn(*inputs). The analytic gradient is `L.backward()`; the numeric one,
 per element of every input, is (L(x + eps·e_i) − L(x − eps·e_i)) / (2·eps). As PyTorch's gradcheck:
@@ -14,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from tinygrad_conv.conv_args import is_int
-from tinygrad_conv.tensor import Tensor, no_grad
+from tinygrad_conv.tensor import Tensor, enable_grad, grad, no_grad
 
 
 class GradcheckError(AssertionError):
@@ -84,6 +85,41 @@ def gradcheck(
                 f"analytic {analytic[worst]:.10g}, numeric {numeric[worst]:.10g} (atol={atol}, rtol={rtol}){hint}"
             )
     return True
+
+
+def gradgradcheck(
+    fn: Callable[..., Tensor],
+    inputs: Tensor | Sequence[Tensor],
+    eps: float = 1e-6,
+    atol: float = 1e-5,
+    rtol: float = 1e-3,
+    seed: int = 0,
+) -> bool:
+    """Check second derivatives, as PyTorch's gradgradcheck: gradcheck of the first derivative itself.
+
+    With random fixed v (shaped like fn's output) and w_k (shaped like input k), the first derivative
+    G(x) = Σ_k Σ w_k ⊙ dL/dx_k, L = Σ v ⊙ fn(x), is computed by `grad(..., create_graph=True)`; its own gradient
+    dG/dx = H·w (the Hessian-vector product, for every input) is then compared with central differences of G.
+    True, or GradcheckError naming the input.
+    """
+    inputs = _input_list(inputs)
+    checked = [k for k, x in enumerate(inputs) if x.requires_grad]
+    if not checked:
+        raise ValueError("gradgradcheck: no input has requires_grad=True")
+    rng = np.random.default_rng(seed if is_int(seed) and seed >= 0 else 0)
+    v = rng.standard_normal(_call(fn, inputs).shape)
+    ws = [rng.standard_normal(inputs[k].shape) for k in checked]
+
+    def first_derivative(*xs: Tensor) -> Tensor:
+        with enable_grad():  # gradcheck evaluates G under no_grad; G itself needs fn's graph
+            out = _call(fn, list(xs))
+            if not out.requires_grad:
+                return Tensor(0.0)
+            grads = grad(out, [xs[k] for k in checked], Tensor(v), create_graph=True, allow_unused=True)
+            terms = [(g * w).sum() for g, w in zip(grads, ws) if g is not None]
+            return sum(terms[1:], terms[0]) if terms else Tensor(0.0)
+
+    return gradcheck(first_derivative, inputs, eps=eps, atol=atol, rtol=rtol, seed=seed)
 
 
 def _input_list(inputs: Any) -> list[Tensor]:

@@ -2,8 +2,8 @@
 
 A Module finds its parameters and sub-modules in its own attributes, in the order they were assigned:
 `self.conv = Conv2d(...)` registers the layer as "conv" and its weight as "conv.weight" — no registration
-calls. Calling a module runs `forward` with the module pushed on the engine's module stack, so every op
-it records carries the chain of modules it ran inside (`Tensor._scope`, used to cluster drawn graphs).
+calls. Calling a module runs `forward`, with PyTorch's forward hooks around it (`register_forward_hook`): the
+drawings use them to cluster a model's ops by module.
 
 Default initialisation is PyTorch's kaiming_uniform_(a=√5), which for both weight and bias is
 
@@ -17,14 +17,22 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
 
 from tinygrad_conv import functional as F
-from tinygrad_conv import tensor as tensor_module
-from tinygrad_conv.conv_args import is_int, pair, resolve_padding
+from tinygrad_conv.conv_args import (
+    check_bool,
+    check_groups_divide,
+    dropout_probability,
+    is_int,
+    pair,
+    pool_padding,
+    positive_int,
+    resolve_padding,
+)
 from tinygrad_conv.tensor import Tensor
 
 
@@ -40,6 +48,19 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + super().__repr__()
 
 
+class RemovableHandle:
+    """What registering a hook returns: `remove()` unregisters it (again: nothing happens)."""
+
+    _next_id = 0
+
+    def __init__(self, hooks: dict) -> None:
+        self.hooks, self.id = hooks, RemovableHandle._next_id
+        RemovableHandle._next_id += 1
+
+    def remove(self) -> None:
+        self.hooks.pop(self.id, None)
+
+
 class Module:
     """Base class of layers and models: override `forward`; assign parameters and sub-modules as attributes."""
 
@@ -52,12 +73,31 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        stack = tensor_module._module_stack
-        stack.append(self)
-        try:
+        hooks = self.__dict__.get("_forward_hooks")
+        if not hooks:
             return self.forward(*args, **kwargs)
-        finally:
-            stack.pop()
+        for hook in list(hooks["pre"].values()):
+            hook(self, args)
+        output = self.forward(*args, **kwargs)
+        for hook in list(hooks["post"].values()):
+            hook(self, args, output)
+        return output
+
+    def register_forward_pre_hook(self, hook: Callable[[Module, tuple], None]) -> RemovableHandle:
+        """Call hook(module, inputs) before every forward, as PyTorch's; `handle.remove()` takes it away."""
+        return self._add_hook("pre", hook)
+
+    def register_forward_hook(self, hook: Callable[[Module, tuple, Any], None]) -> RemovableHandle:
+        """Call hook(module, inputs, output) after every forward, as PyTorch's; `handle.remove()` takes it away."""
+        return self._add_hook("post", hook)
+
+    def _add_hook(self, when: str, hook: Callable) -> RemovableHandle:
+        if not callable(hook):
+            raise TypeError(f"a forward hook must be callable, got {type(hook).__name__}")
+        hooks = self.__dict__.setdefault("_forward_hooks", {"pre": {}, "post": {}})
+        handle = RemovableHandle(hooks[when])
+        hooks[when][handle.id] = hook
+        return handle
 
     # ------------------------------------------------------------ discovery (instance attributes, in order)
 
@@ -190,20 +230,6 @@ class Module:
 # ---------------------------------------------------------------- argument checks
 
 
-def _positive_int(value: Any, name: str) -> int:
-    if not is_int(value):
-        raise TypeError(f"{name} must be a positive int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
-
-
-def _check_bool(value: Any, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return value
-
-
 def _make_rng(rng: Any) -> np.random.Generator:
     """None → a fresh Generator; an int → a Generator seeded with it; a Generator → itself."""
     if rng is None:
@@ -234,22 +260,20 @@ class Conv2d(Module):
                  dilation: int | tuple[int, int] = 1, groups: int = 1, bias: bool = True,
                  dtype: Any = None, rng: Any = None):
         super().__init__()
-        self.in_channels = _positive_int(in_channels, "in_channels")
-        self.out_channels = _positive_int(out_channels, "out_channels")
+        self.in_channels = positive_int(in_channels, "in_channels")
+        self.out_channels = positive_int(out_channels, "out_channels")
         self.kernel_size = pair(kernel_size, "kernel_size")
         self.stride = pair(stride, "stride")
         self.dilation = pair(dilation, "dilation")
-        self.groups = _positive_int(groups, "groups")
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(f"groups={groups} must divide both in_channels ({in_channels}) "
-                             f"and out_channels ({out_channels})")
+        self.groups = positive_int(groups, "groups")
+        check_groups_divide(self.groups, self.in_channels, self.out_channels)
         resolve_padding(padding, self.kernel_size, self.stride, self.dilation)  # validates; forward resolves it
         if isinstance(padding, numbers.Integral):
             padding = (int(padding), int(padding))
         elif isinstance(padding, list):
             padding = tuple(tuple(p) if isinstance(p, list) else p for p in padding)
         self.padding = padding
-        _check_bool(bias, "bias")
+        check_bool(bias, "bias")
         rng = _make_rng(rng)
         fan_in = in_channels // groups * self.kernel_size[0] * self.kernel_size[1]
         bound = 1 / math.sqrt(fan_in)
@@ -272,14 +296,49 @@ class Conv2d(Module):
         return text
 
 
+class ConvTranspose2d(Module):
+    """y = conv_transpose2d(x, weight, bias): (N, in_channels, H, W) → (N, out_channels, Ho, Wo), conv2d's adjoint.
+
+    weight (in_channels, out_channels/groups, KH, KW) and bias (out_channels,) start as U(−1/√fan_in, 1/√fan_in)
+    with fan_in = out_channels/groups · KH · KW, as PyTorch's.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
+                 stride: int | tuple[int, int] = 1, padding: int | tuple = 0,
+                 output_padding: int | tuple[int, int] = 0, groups: int = 1, bias: bool = True,
+                 dilation: int | tuple[int, int] = 1, dtype: Any = None, rng: Any = None):
+        super().__init__()
+        self.in_channels = positive_int(in_channels, "in_channels")
+        self.out_channels = positive_int(out_channels, "out_channels")
+        self.kernel_size = pair(kernel_size, "kernel_size")
+        self.stride, self.dilation = pair(stride, "stride"), pair(dilation, "dilation")
+        self.output_padding = pair(output_padding, "output_padding", minimum=0)
+        self.groups = positive_int(groups, "groups")
+        check_groups_divide(self.groups, self.in_channels, self.out_channels)
+        self.padding = resolve_padding(padding, self.kernel_size, self.stride, self.dilation)
+        check_bool(bias, "bias")
+        rng = _make_rng(rng)
+        bound = 1 / math.sqrt(out_channels // groups * self.kernel_size[0] * self.kernel_size[1])
+        self.weight = _uniform(rng, bound, (in_channels, out_channels // groups, *self.kernel_size), dtype)
+        self.bias = _uniform(rng, bound, (out_channels,), dtype) if bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding, self.output_padding,
+                                  self.groups, self.dilation)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}, output_padding={self.output_padding}")
+
+
 class Linear(Module):
     """y = x · weightᵀ + bias: (..., in_features) → (..., out_features); weight (out, in), bias (out,)."""
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype: Any = None, rng: Any = None):
         super().__init__()
-        self.in_features = _positive_int(in_features, "in_features")
-        self.out_features = _positive_int(out_features, "out_features")
-        _check_bool(bias, "bias")
+        self.in_features = positive_int(in_features, "in_features")
+        self.out_features = positive_int(out_features, "out_features")
+        check_bool(bias, "bias")
         rng = _make_rng(rng)
         bound = 1 / math.sqrt(in_features)
         self.weight = _uniform(rng, bound, (out_features, in_features), dtype)
@@ -304,9 +363,7 @@ class _Pool2d(Module):
         kernel = pair(kernel_size, "kernel_size")
         if stride is not None:
             pair(stride, "stride")
-        ph, pw = pair(padding, "padding", minimum=0)
-        if 2 * ph > kernel[0] or 2 * pw > kernel[1]:
-            raise ValueError(f"padding {padding!r} must be at most half the kernel size {kernel_size!r}")
+        pool_padding(padding, kernel)
         self.kernel_size = kernel_size
         self.stride = kernel_size if stride is None else stride
         self.padding = padding
@@ -351,11 +408,7 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5, rng: Any = None):
         super().__init__()
-        if isinstance(p, bool) or not isinstance(p, numbers.Real):
-            raise TypeError(f"p must be a number in [0, 1), got {p!r}")
-        if not 0 <= p < 1:
-            raise ValueError(f"dropout probability p must be in [0, 1), got {p!r}")
-        self.p = float(p)
+        self.p = dropout_probability(p)
         self.rng = _make_rng(rng)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -400,7 +453,8 @@ class Sequential(Module):
         return iter(self._layers())
 
 
-__all__ = ["Parameter", "Module", "Conv2d", "Linear", "ReLU", "MaxPool2d", "AvgPool2d", "Flatten", "Dropout",
+__all__ = ["Parameter", "Module", "Conv2d", "ConvTranspose2d", "Linear", "ReLU", "MaxPool2d", "AvgPool2d", "Flatten",
+           "Dropout",
            "Sequential"]
 
 
@@ -597,7 +651,7 @@ class BatchNorm2d(Module):
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
                  track_running_stats: bool = True, dtype: Any = None):
         super().__init__()
-        self.num_features = _positive_int(num_features, "num_features")
+        self.num_features = positive_int(num_features, "num_features")
         if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not 0 < eps < math.inf:
             raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
         if momentum is not None and (isinstance(momentum, bool) or not isinstance(momentum, numbers.Real)
@@ -605,8 +659,8 @@ class BatchNorm2d(Module):
             raise ValueError(f"momentum must be a number in [0, 1] or None, got {momentum!r}")
         self.eps = float(eps)
         self.momentum = None if momentum is None else float(momentum)
-        self.affine = _check_bool(affine, "affine")
-        self.track_running_stats = _check_bool(track_running_stats, "track_running_stats")
+        self.affine = check_bool(affine, "affine")
+        self.track_running_stats = check_bool(track_running_stats, "track_running_stats")
         dtype = np.dtype(np.float32 if dtype is None else dtype)
         self.weight = Parameter(np.ones(num_features), dtype=dtype) if affine else None
         self.bias = Parameter(np.zeros(num_features), dtype=dtype) if affine else None

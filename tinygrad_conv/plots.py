@@ -51,16 +51,21 @@ def plot_filters(weight: np.ndarray, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_confusion(confusion: np.ndarray, path: Path) -> None:
-    """counts[true, predicted] on the test set."""
+def plot_confusion(confusion: np.ndarray, path: Path, classes: list[str] | None = None) -> None:
+    """counts[true, predicted] on the test set; ticks labelled with the class names (default 0..K−1)."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    k = len(confusion)
+    classes = [str(c) for c in range(k)] if classes is None else list(classes)
+    side = min(4.6 + 0.25 * max(0, k - 10), 16)
+    fig, ax = plt.subplots(figsize=(side, side * 0.92))
     ax.imshow(confusion, cmap="Blues")
     for (i, j), count in np.ndenumerate(confusion):
         if count:
-            ax.text(j, i, str(count), ha="center", va="center", fontsize=7,
+            ax.text(j, i, str(count), ha="center", va="center", fontsize=7 if k <= 20 else 4,
                     color="white" if count > confusion.max() / 2 else "black")
-    ax.set(xlabel="predicted", ylabel="true", xticks=range(10), yticks=range(10), title="test confusion matrix")
+    ax.set(xlabel="predicted", ylabel="true", xticks=range(k), yticks=range(k), title="test confusion matrix")
+    ax.set_xticklabels(classes, rotation=90 if max(map(len, classes)) > 2 else 0, fontsize=7)
+    ax.set_yticklabels(classes, fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

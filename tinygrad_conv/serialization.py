@@ -5,11 +5,17 @@ The file is numpy's .npz format (a zip of one `.npy` per array, named "<key>.npy
 (os.replace): a crash or an error mid-write leaves the previous checkpoint whole. `load` refuses anything
 that is not such an archive of plain numeric arrays — a missing, truncated or corrupt file, a pickle, an
 object array, a lone `.npy` — with one error type, CheckpointError.
+
+Metadata (what the weights are for: data set, model, class names) rides along as JSON: `save(..., metadata={...})`
+stores json.dumps(metadata) encoded as UTF-8 in one uint8 array under the reserved key METADATA_KEY, so the
+archive still holds numeric arrays only. `load` returns the weights without it; `load_metadata` returns the dict
+({} for a checkpoint saved without metadata).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 import zipfile
@@ -20,25 +26,35 @@ import numpy as np
 
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first local header; an empty zip's end record
 NPY_MAGIC = b"\x93NUMPY"
+METADATA_KEY = "__metadata__"  # reserved: a state dict may not use it
 
 
 class CheckpointError(ValueError):
     """The file at a path is not a checkpoint `load` can read; the message names the path and the problem."""
 
 
-def save(state_dict: Mapping[str, np.ndarray], path: str | os.PathLike) -> None:
-    """Write `state_dict` to exactly `path` (no suffix is added) as an .npz archive, atomically."""
+def save(state_dict: Mapping[str, np.ndarray], path: str | os.PathLike,
+         metadata: Mapping[str, Any] | None = None) -> None:
+    """Write `state_dict` to exactly `path` (no suffix is added) as an .npz archive, atomically.
+
+    metadata: a JSON-serialisable mapping stored beside the arrays (read back with load_metadata), or None.
+    """
     path = _path(path)
     if not isinstance(state_dict, Mapping):
         raise TypeError(f"save expects a mapping of names to numpy arrays, got {type(state_dict).__name__}")
     for name, value in state_dict.items():
         if not isinstance(name, str) or not name:
             raise TypeError(f"state dict keys must be non-empty strings, got {name!r}")
+        if name == METADATA_KEY:
+            raise ValueError(f"state dict key {METADATA_KEY!r} is reserved for the checkpoint's metadata")
         if not isinstance(value, np.ndarray):
             raise TypeError(f"state dict value {name!r} must be a numpy array, got {type(value).__name__}")
         if value.dtype.hasobject:
             raise TypeError(f"state dict value {name!r} has dtype {value.dtype}: object arrays cannot be saved "
                             "without pickle")
+    arrays = dict(state_dict)
+    if metadata is not None:
+        arrays[METADATA_KEY] = _metadata_array(metadata)
 
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
@@ -46,7 +62,7 @@ def save(state_dict: Mapping[str, np.ndarray], path: str | os.PathLike) -> None:
     fd, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as file:
-            _write_npz(file, state_dict)
+            _write_npz(file, arrays)
             file.flush()
             os.fsync(file.fileno())
         os.chmod(temporary, _file_mode(path))
@@ -55,6 +71,16 @@ def save(state_dict: Mapping[str, np.ndarray], path: str | os.PathLike) -> None:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
+
+
+def _metadata_array(metadata: Mapping[str, Any]) -> np.ndarray:
+    if not isinstance(metadata, Mapping):
+        raise TypeError(f"metadata must be a mapping (a dict), got {type(metadata).__name__}")
+    try:
+        text = json.dumps(dict(metadata), allow_nan=False, sort_keys=True)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"metadata must be JSON-serialisable: {error}") from None
+    return np.frombuffer(text.encode("utf-8"), dtype=np.uint8).copy()
 
 
 def _path(path: Any) -> str:
@@ -83,7 +109,32 @@ def _file_mode(path: str) -> int:
 
 
 def load(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Read every array of the .npz checkpoint at `path` into memory; CheckpointError for anything else."""
+    """Read every array of the .npz checkpoint at `path` into memory (its metadata left out); CheckpointError
+    for anything else."""
+    arrays = _load_all(path)
+    arrays.pop(METADATA_KEY, None)
+    return arrays
+
+
+def load_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The metadata dict saved with the checkpoint at `path`, {} if it has none; CheckpointError if unreadable."""
+    path = _path(path)
+    stored = _load_all(path).get(METADATA_KEY)
+    if stored is None:
+        return {}
+    try:
+        if stored.dtype != np.uint8 or stored.ndim != 1:
+            raise ValueError(f"expected a 1-D uint8 array, got {stored.dtype} {stored.shape}")
+        metadata = json.loads(stored.tobytes().decode("utf-8"))
+        if not isinstance(metadata, dict):
+            raise ValueError(f"expected a JSON object, got {type(metadata).__name__}")
+    except ValueError as error:  # UnicodeDecodeError and json.JSONDecodeError are ValueErrors
+        raise CheckpointError(f"{path!r}: its metadata ({METADATA_KEY!r}) is not UTF-8 JSON of an object: "
+                              f"{error}") from None
+    return metadata
+
+
+def _load_all(path: str | os.PathLike) -> dict[str, np.ndarray]:
     path = _path(path)
     try:
         with open(path, "rb") as file:
@@ -125,4 +176,4 @@ def load(path: str | os.PathLike) -> dict[str, np.ndarray]:
     return arrays
 
 
-__all__ = ["CheckpointError", "save", "load"]
+__all__ = ["CheckpointError", "METADATA_KEY", "save", "load", "load_metadata"]

@@ -3,17 +3,18 @@
 A Tensor holds `data` (an ndarray) and, after `backward()`, `grad` (an ndarray of the same shape).
 A 0-d Tensor is micrograd's scalar `Value`; the same class carries n-d arrays with broadcasting.
 
-Every Tensor made by a primitive op (ops.py, the table of derivative rules) keeps that op in `_ctx`;
-the op keeps its inputs in argument order (`x * x` has the parent x twice) and what its backward needs.
-`backward()` orders the graph topologically (iteratively: a 100,000-op chain is fine) and applies each
-op's rule in reverse — the chain rule, one op at a time:
+Every Tensor made by a primitive op (ops.py, the table of derivative rules) keeps that op (`tensor.op`); the op
+keeps its inputs in argument order (`tensor.parents`: `x * x` has the parent x twice). Backpropagation orders the
+graph topologically (iteratively: a 100,000-op chain is fine) and applies each op's rule in reverse — the chain
+rule, one op at a time:
 
-    dL/d(input) = backward(dL/d(output)),   summed over every use of the input.
+    dL/d(input) = op.backward(dL/d(output), output, *inputs),   summed over every use of the input.
 
-Gradients *accumulate* into `.grad`, on leaves and intermediates alike (as in micrograd): a second
-`backward()` through the same graph adds the same gradients again (as PyTorch's retain_graph=True
-would), so call `zero_grad()` / `optimizer.zero_grad()` between steps. The graph lives as long as its
-output: drop the loss and every intermediate array is freed.
+`backward()` accumulates the results into `.grad`, on leaves and intermediates alike (as in micrograd): a second
+`backward()` through the same graph adds the same gradients again, so call `zero_grad()` /
+`optimizer.zero_grad()` between steps. `grad(outputs, inputs)` returns them instead, as torch.autograd.grad; with
+`create_graph=True` the rules run on Tensors, so the gradients carry a graph of their own (second derivatives).
+The graph lives as long as its output: drop the loss and every intermediate array is freed.
 """
 
 from __future__ import annotations
@@ -26,22 +27,23 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_conv import ops
+from tinygrad_conv import kernels, ops
 from tinygrad_conv.conv_args import is_int, output_size, pair
 
 _grad_enabled = True
-_module_stack: list = []  # nn.Module.__call__ pushes itself here, so the op graph can be clustered by module
 
 
 class no_grad:
     """Context manager and decorator (`@no_grad` or `@no_grad()`): ops inside record no graph, as torch.no_grad."""
+
+    enabled = False
 
     def __new__(cls, fn: Callable | None = None) -> Any:
         return super().__new__(cls) if fn is None else cls()(fn)
 
     def __enter__(self) -> None:
         global _grad_enabled
-        self.previous, _grad_enabled = _grad_enabled, False
+        self.previous, _grad_enabled = _grad_enabled, self.enabled
 
     def __exit__(self, *exc: object) -> None:
         global _grad_enabled
@@ -50,10 +52,16 @@ class no_grad:
     def __call__(self, fn: Callable) -> Callable:
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with no_grad():
+            with type(self)():
                 return fn(*args, **kwargs)
 
         return wrapper
+
+
+class enable_grad(no_grad):
+    """Context manager and decorator: ops inside record the graph, even within no_grad (as torch.enable_grad)."""
+
+    enabled = True
 
 
 def is_grad_enabled() -> bool:
@@ -61,36 +69,20 @@ def is_grad_enabled() -> bool:
     return _grad_enabled
 
 
-def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Sum a gradient in a broadcast shape back to `shape`: the one place broadcasting is undone.
-
-    Broadcasting copies an input along new leading axes and along its size-1 axes; the adjoint of a
-    copy is a sum, over exactly those axes.
-    """
-    if grad.shape == shape:
-        return grad
-    extra = grad.ndim - len(shape)
-    kept = [extra + i for i, n in enumerate(shape) if n != 1 or grad.shape[extra + i] == 1]
-    # einsum, not grad.sum(axes): numpy's sum over several axes ran 3x slower (a conv bias gradient, (64, 32, 14, 14)
-    # → (32,): 81 vs 26 µs, and 53 vs 17 µs batch-last in memory), with the same float32 error against a float64 sum.
-    return np.asarray(np.einsum(grad, range(grad.ndim), kept)).reshape(shape)
-
-
-def _as_float_array(data: Any, dtype: Any = None) -> np.ndarray:
-    """numpy floating arrays keep their dtype; numbers, lists and integer/bool arrays become float64."""
+def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
+    """data as a real-valued array, as PyTorch types it: numpy arrays keep their dtype, Python floats become
+    float64, ints int64 and bools bool; `dtype` (any real numeric dtype) converts."""
     if isinstance(data, Tensor):
         data = data.data
     if dtype is not None:
         dtype = np.dtype(dtype)
-        if dtype.kind != "f":
-            raise TypeError(f"dtype must be a floating dtype (float16/float32/float64), got {dtype}")
+        if dtype.kind not in "biuf":
+            raise TypeError(f"dtype must be a real numeric dtype (float16/32/64, an int or bool), got {dtype}")
     try:
         array = np.array(data, dtype=dtype)
     except (TypeError, ValueError) as error:
         raise TypeError(f"Tensor data must be numbers or a numeric array, got {type(data).__name__}: {error}") from None
-    if array.dtype.kind in "biu":
-        return array.astype(np.float64)
-    if array.dtype.kind != "f":
+    if array.dtype.kind not in "biuf":
         raise TypeError(f"Tensor data must be real numbers, got dtype {array.dtype} "
                         "(complex, object and string data are not supported)")
     return array
@@ -99,43 +91,57 @@ def _as_float_array(data: Any, dtype: Any = None) -> np.ndarray:
 class Tensor:
     """An n-d array that records the primitive ops applied to it, so `backward()` can apply the chain rule.
 
-    Tensor(data, requires_grad=False, dtype=None, name=None): data is copied; floating numpy arrays keep
-    their dtype, Python numbers and lists become float64 (as in numpy), integer arrays become float64.
+    Tensor(data, requires_grad=False, dtype=None, name=None): data is copied and typed as PyTorch types it — numpy
+    arrays keep their dtype, Python floats become float64, ints int64, bools bool — and only floating tensors can
+    require gradients (integer tensors are labels and indices).
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "name", "_ctx", "_scope", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "name", "_ctx", "__weakref__")
     __array_ufunc__ = None  # `ndarray * Tensor` defers to Tensor.__rmul__ and gives a Tensor
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None, name: str | None = None):
         if not isinstance(requires_grad, bool):
             raise TypeError(f"requires_grad must be a bool, got {requires_grad!r}")
-        self.data: np.ndarray = _as_float_array(data, dtype)
+        self.data: np.ndarray = _as_array(data, dtype)
+        if requires_grad and self.data.dtype.kind != "f":
+            raise TypeError(f"only floating-point tensors can require gradients (as in PyTorch), got {self.dtype} "
+                            "data: pass floats (e.g. [1.0, 2.0]) or dtype=np.float64")
         self.grad: np.ndarray | None = None
         self.requires_grad = requires_grad
         self.name = name
         self._ctx: ops.Op | None = None
-        self._scope: tuple = ()
 
     @classmethod
-    def _apply(cls, op_type: type[ops.Op], *parents: Tensor, **kwargs: Any) -> Tensor:
+    def _apply(cls, op_type: type[ops.Op], *parents: Any, **arguments: Any) -> Tensor:
         """Run one primitive forward and, if any input needs a gradient, record it in the graph."""
+        parents = tuple(p if isinstance(p, Tensor) else Tensor(p) for p in parents)
         op = op_type()
+        op.arguments = arguments
         out = cls.__new__(cls)
         try:
-            out.data = np.asarray(op.forward(*[p.data for p in parents], **kwargs))
+            out.data = np.asarray(op.forward(*[p.data for p in parents], **arguments))
         except ValueError as error:  # said at the op, with the shapes (checked only once the op has failed)
             shapes = " and ".join(str(p.shape) for p in parents)
             reason = str(error)
             if len(parents) == 2 and not _broadcastable(parents[0].shape, parents[1].shape):
                 reason = "the shapes do not broadcast (aligned from the right, each dimension must be equal or 1)"
             raise ValueError(f"{op_type.__name__} of tensors with shapes {shapes}: {reason}") from None
-        out.grad, out.name, out._ctx, out._scope = None, None, None, ()
+        out.grad, out.name, out._ctx = None, None, None
         out.requires_grad = _grad_enabled and any(p.requires_grad for p in parents)
         if out.requires_grad:
             op.parents, op.needs_input_grad = parents, tuple(p.requires_grad for p in parents)
             out._ctx = op
-            out._scope = tuple(_module_stack)
         return out
+
+    @property
+    def op(self) -> ops.Op | None:
+        """The primitive that made this tensor (its name and arguments: `op.name`, `op.arguments`); None for a leaf."""
+        return self._ctx
+
+    @property
+    def parents(self) -> tuple[Tensor, ...]:
+        """The inputs of the op that made this tensor, in argument order (with repeats); () for a leaf."""
+        return () if self._ctx is None else self._ctx.parents
 
     # ------------------------------------------------------------ backward
 
@@ -146,59 +152,16 @@ class Tensor:
         """
         if not self.requires_grad:
             raise ValueError("backward() on a tensor that does not require grad: no input of it has requires_grad=True")
-        if grad is None:
-            if self.data.size != 1:
-                raise ValueError(
-                    f"backward() without grad needs a one-element output, got shape {self.shape}; "
-                    "pass grad=dL/d(output) of that shape, or reduce first (e.g. .sum())"
-                )
-            grad = np.ones_like(self.data)
-        else:
-            try:
-                grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
-            except (TypeError, ValueError):
-                raise TypeError(f"backward(grad): grad must be an array of numbers shaped like the output "
-                                f"{self.shape}, got {type(grad).__name__} {grad!r:.60}") from None
-            if grad.shape != self.shape:
-                raise ValueError(f"backward(grad): grad has shape {grad.shape}, expected the output's {self.shape}")
-
-        grads = {self: grad}
-        for tensor in reversed(self._toposort()):
-            grad = grads.pop(tensor, None)
-            if grad is None:
-                continue
-            tensor._accumulate(grad)
-            op = tensor._ctx
-            if op is None:
-                continue
-            for parent, parent_grad in zip(op.parents, op.backward(grad)):
-                if parent_grad is None or not parent.requires_grad:
-                    continue
-                parent_grad = unbroadcast(np.asarray(parent_grad), parent.shape)
-                grads[parent] = grads[parent] + parent_grad if parent in grads else parent_grad
-
-    def _toposort(self) -> list[Tensor]:
-        """Tensors that need a gradient, each after all of its inputs (depth-first, with an explicit stack)."""
-        order, visited, stack = [], set(), [(self, False)]
-        while stack:
-            tensor, inputs_done = stack.pop()
-            if inputs_done:
-                order.append(tensor)
-                continue
-            if tensor in visited:
-                continue
-            visited.add(tensor)
-            stack.append((tensor, True))
-            if tensor._ctx is not None:
-                stack.extend((p, False) for p in tensor._ctx.parents if p.requires_grad and p not in visited)
-        return order
+        grad = _seed(self, grad, "backward(grad)")
+        for tensor, tensor_grad in _backpropagate([self], [grad], create_graph=False):
+            tensor._accumulate(tensor_grad)
 
     def _accumulate(self, grad: np.ndarray) -> None:
         grad = grad.astype(self.dtype, copy=False)
         if self.grad is None:
             # A rule may pass its grad_output straight through (Add, Reshape), so a leaf owns a C-order copy.
             if self._ctx is None:
-                copied = ops.c_order(grad)
+                copied = kernels.c_order(grad)
                 grad = grad.copy() if copied is grad else copied
             self.grad = grad
         else:
@@ -211,7 +174,7 @@ class Tensor:
     def detach(self) -> Tensor:
         """The same values, cut from the graph (shares memory with self.data)."""
         out = Tensor.__new__(Tensor)
-        out.data, out.grad, out.requires_grad, out.name, out._ctx, out._scope = self.data, None, False, None, None, ()
+        out.data, out.grad, out.requires_grad, out.name, out._ctx = self.data, None, False, None, None
         return out
 
     # ------------------------------------------------------------ array protocol
@@ -286,15 +249,17 @@ class Tensor:
     # ------------------------------------------------------------ operators (numbers on either side)
 
     def _lift(self, other: Any) -> Tensor:
-        """A number or array beside this tensor, as a constant Tensor; Python numbers, lists and tuples of them
-        and integer arrays take self's dtype (so float32 stays float32), floating numpy arrays keep theirs."""
+        """A number or array beside this tensor, as a constant Tensor. Beside a floating tensor, Python numbers,
+        lists and tuples of them and integer/bool arrays take its dtype (so float32 stays float32); floating numpy
+        arrays keep theirs, and beside an integer tensor everything keeps its own (numpy then promotes)."""
         if isinstance(other, Tensor):
             return other
         if isinstance(other, (bool, np.bool_)) or not isinstance(other, (numbers.Number, np.ndarray, list, tuple)):
             raise TypeError(f"cannot combine a Tensor with {type(other).__name__}")
-        if isinstance(other, np.ndarray) and other.dtype.kind not in "biu":
-            return Tensor(other)  # floating: keeps its dtype (complex, object, string: Tensor raises TypeError)
-        return Tensor(_as_float_array(other), dtype=self.dtype)  # checked as real numbers first, then cast
+        array = _as_array(other)  # checked as real numbers first
+        if self.dtype.kind == "f" and (array.dtype.kind != "f" or not isinstance(other, np.ndarray)):
+            return Tensor(array, dtype=self.dtype)
+        return Tensor(array)
 
     def __add__(self, other: Any) -> Tensor:
         return Tensor._apply(ops.Add, self, self._lift(other))
@@ -367,22 +332,67 @@ class Tensor:
 
     # ------------------------------------------------------------ reductions
 
-    def sum(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+    # Reductions take numpy's names (axis, keepdims) or PyTorch's (dim, keepdim), not both.
+
+    def sum(self, axis: int | Sequence[int] | None = None, keepdims: bool = False, *, dim: Any = None,
+            keepdim: bool | None = None) -> Tensor:
         """Σ over `axis` (None: all axes, giving a 0-d tensor); the reduced axes are dropped, or kept as size 1."""
-        return Tensor._apply(ops.Sum, self, axis=_axis_arg(axis, "sum"), keepdims=keepdims)
+        axis, keepdims = _reduction_args("sum", axis, keepdims, dim, keepdim)
+        return Tensor._apply(ops.Sum, self, axis=axis, keepdims=keepdims)
 
-    def mean(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+    def mean(self, axis: int | Sequence[int] | None = None, keepdims: bool = False, *, dim: Any = None,
+             keepdim: bool | None = None) -> Tensor:
         """(1/n) Σ over `axis`, n the number of elements reduced (None: all axes); shapes as in sum()."""
-        return Tensor._apply(ops.Mean, self, axis=_axis_arg(axis, "mean"), keepdims=keepdims)
+        axis, keepdims = _reduction_args("mean", axis, keepdims, dim, keepdim)
+        return Tensor._apply(ops.Mean, self, axis=axis, keepdims=keepdims)
 
-    def max(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-        """The maximum over `axis` (None: all axes); shapes as in sum().
+    def max(self, axis: int | Sequence[int] | None = None, keepdims: bool = False, *, dim: Any = None,
+            keepdim: bool | None = None) -> Tensor:
+        """The maximum over `axis` (None: all axes); shapes as in sum(). The values only, as numpy's max and
+        PyTorch's amax — where PyTorch's t.max(dim) also returns indices, use argmax(dim) for those.
 
         Gradient at ties, as PyTorch: with axis=None (torch's x.max()) it is split evenly among all tied maxima;
         with an axis (torch's x.max(dim).values, and max-pooling) it goes whole to the first maximum in C order.
         """
+        axis, keepdims = _reduction_args("max", axis, keepdims, dim, keepdim)
         ties = "split" if axis is None else "first"
-        return Tensor._apply(ops.Max, self, axis=_axis_arg(axis, "max"), keepdims=keepdims, ties=ties)
+        return Tensor._apply(ops.Max, self, axis=axis, keepdims=keepdims, ties=ties)
+
+    def argmax(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
+        """Index of the first maximum along `dim` (None: of the flattened tensor), an int64 tensor with no
+        gradient, as torch.argmax."""
+        axis, keepdims = _reduction_args("argmax", None, False, dim, keepdim)
+        if axis is not None and not is_int(axis):
+            raise TypeError(f"argmax(dim=...): dim must be None or an int, got {dim!r}")
+        if axis is not None:
+            ops.normalize_axes(axis, self.ndim)
+        return Tensor(np.argmax(self.data, axis=axis, keepdims=keepdims and axis is not None))
+
+    def clamp(self, min: float | None = None, max: float | None = None) -> Tensor:
+        """Each element limited to [min, max] (either may be None); the gradient passes where min ≤ x ≤ max."""
+        for name, bound in (("min", min), ("max", max)):
+            if bound is not None and (isinstance(bound, bool) or not isinstance(bound, numbers.Real)):
+                raise TypeError(f"clamp({name}=...) must be a number or None, got {bound!r}")
+        if min is None and max is None:
+            raise ValueError("clamp needs min, max or both")
+        return Tensor._apply(ops.Clamp, self, low=min, high=max)
+
+    def numel(self) -> int:
+        """The number of elements, as PyTorch's numel() (numpy's `size`, which this class keeps: `t.size` is that
+        count, not PyTorch's shape method — use `t.shape`)."""
+        return self.data.size
+
+    def softmax(self, dim: int = -1) -> Tensor:
+        """exp(x) / Σ exp(x) along dim (composed: exp of log_softmax)."""
+        from tinygrad_conv import functional
+
+        return functional.softmax(self, dim)
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+        """The axes start_dim..end_dim merged into one, as torch.flatten."""
+        from tinygrad_conv import functional
+
+        return functional.flatten(self, start_dim, end_dim)
 
     # ------------------------------------------------------------ movement
 
@@ -390,6 +400,10 @@ class Tensor:
         """The same elements in C order with a new shape (ints or one tuple; one entry may be -1, inferred)."""
         shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
         return Tensor._apply(ops.Reshape, self, shape=_reshape_target(self.shape, shape))
+
+    def view(self, *shape: int | Sequence[int]) -> Tensor:
+        """reshape (PyTorch's name; a copy where numpy cannot make a view)."""
+        return self.reshape(*shape)
 
     def permute(self, *axes: int | Sequence[int]) -> Tensor:
         """Reorder the axes: output axis k is input axis axes[k] (ints or one tuple, a permutation of all axes)."""
@@ -457,10 +471,21 @@ def _broadcastable(*shapes: tuple[int, ...]) -> bool:
     return True
 
 
-def _axis_arg(axis: Any, reduction: str) -> Any:
-    """The axis argument of a reduction, type-checked (ops.normalize_axes checks the range)."""
+def _reduction_args(reduction: str, axis: Any, keepdims: Any, dim: Any, keepdim: Any) -> tuple[Any, bool]:
+    """(axis, keepdims) of a reduction from numpy's names or PyTorch's, type-checked (ops.normalize_axes checks
+    the range)."""
+    if dim is not None:
+        if axis is not None:
+            raise TypeError(f"{reduction}() got both axis={axis!r} and dim={dim!r}: pass one")
+        axis = dim
+    if keepdim is not None:
+        if keepdims is not False:
+            raise TypeError(f"{reduction}() got both keepdims and keepdim: pass one")
+        keepdims = keepdim
+    if not isinstance(keepdims, bool):
+        raise TypeError(f"{reduction}(keepdims=...) must be True or False, got {keepdims!r}")
     if axis is None or is_int(axis) or (isinstance(axis, (tuple, list)) and all(is_int(a) for a in axis)):
-        return axis
+        return axis, keepdims
     raise TypeError(f"{reduction}(axis=...): axis must be None, an int or a sequence of ints, got {axis!r}")
 
 
@@ -482,7 +507,8 @@ def _reshape_target(old: tuple[int, ...], shape: tuple) -> tuple[int, ...]:
 
 
 def matmul(a: Tensor, b: Tensor) -> Tensor:
-    """a @ b with numpy's rules (batched, broadcasting); a clear error when the inner sizes differ."""
+    """a @ b with numpy's rules (batched, broadcasting; a 1-D operand is a row on the left, a column on the right,
+    and that axis is dropped from the result); a clear error when the inner sizes differ."""
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul needs operands with at least 1 dimension, got shapes {a.shape} and {b.shape}")
     inner_a, inner_b = a.shape[-1], b.shape[-2] if b.ndim > 1 else b.shape[0]
@@ -490,4 +516,152 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
         raise ValueError(f"matmul shape mismatch: {a.shape} @ {b.shape} (inner sizes {inner_a} != {inner_b})")
     if a.shape[:-2] != b.shape[:-2] and not _broadcastable(a.shape[:-2], b.shape[:-2]):
         raise ValueError(f"matmul batch shapes do not broadcast: {a.shape} @ {b.shape}")
-    return Tensor._apply(ops.MatMul, a, b)
+    if a.ndim > 1 and b.ndim > 1:
+        return Tensor._apply(ops.MatMul, a, b)
+    out = Tensor._apply(ops.MatMul, a.reshape(1, -1) if a.ndim == 1 else a, b.reshape(-1, 1) if b.ndim == 1 else b)
+    rows = () if a.ndim == 1 else out.shape[-2:-1]
+    columns = () if b.ndim == 1 else out.shape[-1:]
+    return out.reshape(out.shape[:-2] + rows + columns)
+
+
+# ---------------------------------------------------------------- backpropagation
+
+
+def _seed(output: Tensor, grad: Any, what: str) -> np.ndarray:
+    """dL/d(output) to start from: `grad` checked (a copy, shaped like output) or, when None, 1 for a one-element
+    output."""
+    if grad is None:
+        if output.data.size != 1:
+            raise ValueError(f"{what} without a gradient needs a one-element output, got shape {output.shape}; "
+                             "pass dL/d(output) of that shape, or reduce first (e.g. .sum())")
+        return np.ones_like(output.data)
+    try:
+        array = np.array(grad.data if isinstance(grad, Tensor) else grad)
+    except (TypeError, ValueError):
+        array = np.array(None)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{what}: grad must be an array of numbers shaped like the output "
+                        f"{output.shape}, got {type(grad).__name__} {grad!r:.60}")
+    if array.shape != output.shape:
+        raise ValueError(f"{what}: grad has shape {array.shape}, expected the output's {output.shape}")
+    return array.astype(output.dtype, copy=False)
+
+
+def _toposort(roots: Sequence[Tensor]) -> list[Tensor]:
+    """Tensors the roots depend on that need a gradient, each after all of its inputs (depth-first, with an
+    explicit stack: no recursion limit)."""
+    order: list[Tensor] = []
+    visited: set[Tensor] = set()
+    for root in roots:
+        stack = [(root, False)]
+        while stack:
+            tensor, inputs_done = stack.pop()
+            if inputs_done:
+                order.append(tensor)
+                continue
+            if tensor in visited:
+                continue
+            visited.add(tensor)
+            stack.append((tensor, True))
+            if tensor._ctx is not None:
+                stack.extend((p, False) for p in tensor._ctx.parents if p.requires_grad and p not in visited)
+    return order
+
+
+def _backpropagate(roots: Sequence[Tensor], root_grads: Sequence[Any], create_graph: bool,
+                   targets: set[Tensor] | None = None) -> Iterator[tuple[Tensor, Any]]:
+    """(tensor, dL/d(tensor)) for every tensor the roots depend on, outputs first: the chain rule.
+
+    create_graph=False: the rules run on arrays. True: on Tensors, so each gradient is a Tensor with a graph.
+    targets: visit only the tensors on a path to one of them (None: all).
+    """
+    order = _toposort(roots)
+    if targets is not None:  # inputs first, so a tensor is on a path when one of its parents is
+        on_path: set[Tensor] = set()
+        for tensor in order:
+            if tensor in targets or any(p in on_path for p in tensor.parents):
+                on_path.add(tensor)
+        order = [t for t in order if t in on_path]
+    grads: dict[Tensor, Any] = {}
+    for root, root_grad in zip(roots, root_grads):
+        grads[root] = grads[root] + root_grad if root in grads else root_grad
+    keep = set(order)
+    for tensor in reversed(order):
+        grad = grads.pop(tensor, None)
+        if grad is None:
+            continue
+        yield tensor, grad
+        op = tensor._ctx
+        if op is None:
+            continue
+        if create_graph:
+            parent_grads = op.backward(grad, tensor, *op.parents)
+        else:
+            parent_grads = op.backward(grad, tensor.data, *[p.data for p in op.parents])
+        for parent, parent_grad in zip(op.parents, parent_grads):
+            if parent_grad is None or parent not in keep:
+                continue
+            if not create_graph:
+                parent_grad = np.asarray(parent_grad)  # numpy gives a scalar, not an array, for 0-d arithmetic
+            parent_grad = ops.sum_to(parent_grad, parent.shape)
+            grads[parent] = grads[parent] + parent_grad if parent in grads else parent_grad
+
+
+def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor], grad_outputs: Any = None,
+         create_graph: bool = False, allow_unused: bool = False) -> tuple[Tensor | None, ...]:
+    """dL/d(input) for every input, L = Σ_k Σ grad_outputs[k] ⊙ outputs[k], as torch.autograd.grad.
+
+    grad_outputs: one gradient per output, shaped like it (None: 1, for one-element outputs). `.grad` is left
+    untouched. create_graph=True: the rules run on Tensors, so the returned gradients carry a graph and `grad` of
+    them gives second derivatives (Hessian-vector products, gradient penalties). An input the outputs do not
+    depend on is an error naming it, unless allow_unused=True (then its gradient is None).
+    """
+    outputs, inputs = _tensor_list(outputs, "outputs"), _tensor_list(inputs, "inputs")
+    if grad_outputs is None or isinstance(grad_outputs, (Tensor, np.ndarray)):
+        grad_outputs = [grad_outputs] * len(outputs) if grad_outputs is None else [grad_outputs]
+    grad_outputs = list(grad_outputs)
+    if len(grad_outputs) != len(outputs):
+        raise ValueError(f"grad: {len(grad_outputs)} grad_outputs for {len(outputs)} outputs (one per output)")
+    for what, tensors in (("output", outputs), ("input", inputs)):
+        for k, tensor in enumerate(tensors):
+            if not tensor.requires_grad:
+                raise ValueError(f"grad: {what} {k}{_named(tensor)} does not require grad (no input of it has "
+                                 "requires_grad=True)" if what == "output" else
+                                 f"grad: {what} {k}{_named(tensor)} does not require grad")
+    seeds = []
+    for output, given in zip(outputs, grad_outputs):
+        seed = _seed(output, given, "grad(grad_outputs)")
+        seeds.append(given if create_graph and isinstance(given, Tensor) else Tensor(seed) if create_graph else seed)
+
+    global _grad_enabled
+    found: dict[Tensor, Any] = {}
+    previous, _grad_enabled = _grad_enabled, create_graph or _grad_enabled
+    try:
+        for tensor, tensor_grad in _backpropagate(outputs, seeds, create_graph, targets=set(inputs)):
+            found[tensor] = tensor_grad
+    finally:
+        _grad_enabled = previous
+    results: list[Tensor | None] = []
+    for k, x in enumerate(inputs):
+        if x not in found:
+            if not allow_unused:
+                raise ValueError(f"grad: input {k}{_named(x)} is not used to compute the outputs (pass "
+                                 "allow_unused=True to get None for it)")
+            results.append(None)
+            continue
+        g = found[x]
+        if not isinstance(g, Tensor):
+            g = Tensor(np.asarray(g).astype(x.dtype, copy=False))
+        results.append(g)
+    return tuple(results)
+
+
+def _tensor_list(value: Any, what: str) -> list[Tensor]:
+    tensors = [value] if isinstance(value, Tensor) else value
+    if not isinstance(tensors, (list, tuple)) or not tensors or not all(isinstance(t, Tensor) for t in tensors):
+        raise TypeError(f"grad: {what} must be a Tensor or a non-empty list/tuple of Tensors, got {value!r:.60}")
+    return list(tensors)
+
+
+def _named(tensor: Tensor) -> str:
+    return f" ({tensor.name!r}, shape {tensor.shape})" if tensor.name else f" (shape {tensor.shape})"

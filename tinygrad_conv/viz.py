@@ -29,26 +29,30 @@ from __future__ import annotations
 import re
 import shutil
 import sys
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from tinygrad_conv.ops import normalize_axes
 from tinygrad_conv.tensor import Tensor
 
 #: Short labels of the op nodes, by op class name (ops.py); an unknown op shows its class name in lower case.
 OP_LABELS = {
-    "Add": "+", "Sub": "-", "Mul": "*", "Div": "/", "MatMul": "@", "Neg": "neg", "Pow": "**",
+    "Add": "+", "Sub": "-", "Mul": "*", "Div": "/", "MatMul": "matmul", "Neg": "neg", "Pow": "**",
     "Exp": "exp", "Log": "log", "ReLU": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid",
     "Sum": "Σ", "Mean": "mean", "Max": "max",
-    "Reshape": "reshape", "Permute": "permute", "Pad": "pad", "Index": "[ ]", "Unfold": "im2col",
+    "Reshape": "reshape", "Permute": "permute", "Pad": "pad", "Index": "[ ]", "Unfold": "unfold (im2col)",
+    "Fold": "fold (col2im)", "Crop": "crop", "Expand": "expand", "SumTo": "sum_to", "Scatter": "scatter",
+    "Clamp": "clamp",
 }  # fmt: skip
 
 FILL = {"result": "white", "parameter": "#cfe2ff", "input": "#d4f0d4", "constant": "#e6e6e6", "root": "#fff2a8"}
 HIGHLIGHT = "#d62728"
-GRAPH_NAMES = ("derivation", "conv", "model")
+GRAPH_NAMES = ("derivation", "conv", "backward", "model")
 FORMATS = ("svg", "png", "pdf", "dot")
 INSTALL_HINT = ("Graphviz's `dot` was not found, so only the DOT source was written; to render images install "
                 "Graphviz: apt install graphviz / brew install graphviz / conda install graphviz")
@@ -57,28 +61,32 @@ INSTALL_HINT = ("Graphviz's `dot` was not found, so only the DOT source was writ
 # ---------------------------------------------------------------- the general renderer
 
 
-def draw_graph(root: Tensor, *, show_data: bool = True, show_grad: bool = True, rankdir: str = "LR",
+def draw_graph(root: Tensor | Sequence[Tensor], *, show_data: bool = True, show_grad: bool = True, rankdir: str = "LR",
                max_nodes: int = 400, highlight: Collection[Tensor] = (), model: Any = None,
-               max_values: int = 4):
-    """The graph that made `root`, as a graphviz.Digraph: a record node per tensor, a small node per op.
+               scopes: Mapping[int, Any] | None = None, max_values: int = 4):
+    """The graph that made `root` (a Tensor, or several drawn together: the gradients `grad` returns), as a
+    graphviz.Digraph: a record node per tensor, a small node per op.
 
     show_data / show_grad: print values and gradients of tensors with at most `max_values` elements
     (4 significant digits; a matrix one row per line). highlight: tensors whose nodes — and, for op results,
     whose op nodes — are drawn red, with the edges between highlighted nodes. model: an nn.Module whose
     parameters are then labelled by their dotted names ("0.weight") and whose modules group the ops run
-    inside them into clusters ("0: Conv2d"). Raises ValueError when the graph has more than `max_nodes`
+    inside them into clusters ("0: Conv2d") when `scopes` — from `module_scopes(model)` around the forward pass —
+    says where each op ran. Raises ValueError when the graph has more than `max_nodes`
     nodes (tensors + ops). Node ids ("t0", "op0", ...) count in topological order, inputs first, so the same
     graph always gives the same DOT source.
     """
     return _draw(root, show_data=show_data, show_grad=show_grad, rankdir=rankdir, max_nodes=max_nodes,
-                 highlight=highlight, model=model, max_values=max_values)[0]
+                 highlight=highlight, model=model, scopes=scopes, max_values=max_values)[0]
 
 
-def _walk(root: Tensor) -> list[Tensor]:
-    """Every tensor root depends on, each after its inputs (iterative depth-first: no recursion limit)."""
+def _walk(root: Tensor | Sequence[Tensor], stop: Collection[int] = ()) -> list[Tensor]:
+    """Every tensor the root(s) depend on, each after its inputs (iterative depth-first: no recursion limit), not
+    going past the tensors whose ids are in `stop`."""
     order: list[Tensor] = []
-    seen: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    seen: set[int] = set(stop)
+    roots = [root] if isinstance(root, Tensor) else list(root)
+    stack: list[tuple[Tensor, bool]] = [(r, False) for r in reversed(roots)]
     while stack:
         tensor, inputs_done = stack.pop()
         if inputs_done:
@@ -88,18 +96,20 @@ def _walk(root: Tensor) -> list[Tensor]:
             continue
         seen.add(id(tensor))
         stack.append((tensor, True))
-        if tensor._ctx is not None:  # reversed, so the first argument is visited (and numbered) first
-            stack.extend((p, False) for p in reversed(tensor._ctx.parents) if id(p) not in seen)
+        # reversed, so the first argument is visited (and numbered) first
+        stack.extend((p, False) for p in reversed(tensor.parents) if id(p) not in seen)
     return order
 
 
-def _draw(root: Tensor, *, show_data: bool, show_grad: bool, rankdir: str, max_nodes: int,
-          highlight: Collection[Tensor], model: Any, max_values: int):
+def _draw(root: Tensor | Sequence[Tensor], *, show_data: bool, show_grad: bool, rankdir: str, max_nodes: int,
+          highlight: Collection[Tensor], model: Any, max_values: int, scopes: Mapping[int, Any] | None = None):
     """draw_graph, also returning the node id of every tensor (by id(tensor)) for callers that add layout."""
     import graphviz
 
-    if not isinstance(root, Tensor):
-        raise TypeError(f"draw_graph needs a Tensor as root, got {type(root).__name__}")
+    roots = [root] if isinstance(root, Tensor) else list(root) if isinstance(root, (list, tuple)) else [root]
+    if not roots or not all(isinstance(r, Tensor) for r in roots):
+        raise TypeError(f"draw_graph needs a Tensor (or a list of Tensors) as root, got {type(root).__name__}")
+    root_ids = {id(r) for r in roots}
     if rankdir not in ("LR", "RL", "TB", "BT"):
         raise ValueError(f"rankdir must be 'LR', 'RL', 'TB' or 'BT', got {rankdir!r}")
     highlighted = set()
@@ -108,8 +118,8 @@ def _draw(root: Tensor, *, show_data: bool, show_grad: bool, rankdir: str, max_n
             raise TypeError(f"highlight must hold Tensors, got {type(tensor).__name__}")
         highlighted.add(id(tensor))
 
-    tensors = _walk(root)
-    ops = [t for t in tensors if t._ctx is not None]
+    tensors = _walk(roots)
+    ops = [t for t in tensors if t.op is not None]
     count = len(tensors) + len(ops)
     if count > max_nodes:
         raise ValueError(f"the graph has {count} nodes ({len(tensors)} tensors + {len(ops)} ops), more than "
@@ -132,16 +142,17 @@ def _draw(root: Tensor, *, show_data: bool, show_grad: bool, rankdir: str, max_n
         kind = _kind(tensor, param_names, model)
         red = id(tensor) in highlighted
         cells = _cells(tensor, param_names.get(id(tensor)), kind, show_data, show_grad, max_values)
-        fill = FILL["root"] if tensor is root else FILL[kind]
-        border = 2 if tensor is root or red else 0
+        is_root = id(tensor) in root_ids
+        fill = FILL["root"] if is_root else FILL[kind]
+        border = 2 if is_root or red else 0
         attrs = {"label": _table(cells, fill, border, HIGHLIGHT if red else "black"), "shape": "plain"}
-        if tensor is root:
+        if is_root:
             attrs["fontname"] = "Helvetica-Bold"
         if red:
             attrs["fontcolor"] = HIGHLIGHT
-        scope = _scope_of(tensor, param_names, model)
+        scope = _scope_of(tensor, param_names, model, scopes or {})
         nodes = [(ids[id(tensor)], attrs)]
-        if tensor._ctx is not None:
+        if tensor.op is not None:
             op_attrs = {"label": _op_label(tensor), "shape": "ellipse", "fontsize": "10", "height": "0.3",
                         "width": "0.3", "margin": "0.04,0.02"}
             if id(tensor) in highlighted:
@@ -163,11 +174,10 @@ def _draw(root: Tensor, *, show_data: bool, show_grad: bool, rankdir: str, max_n
                 sub.node(name, **attrs)
 
     for tensor in ops:
-        op = tensor._ctx
         out_red = id(tensor) in highlighted
-        for position, parent in enumerate(op.parents):
+        for position, parent in enumerate(tensor.parents):
             attrs = {}
-            if len(op.parents) >= 2:
+            if len(tensor.parents) >= 2:
                 attrs.update(headlabel=str(position), labelfontsize="8", labelfontcolor="#777777")
             if out_red and id(parent) in highlighted:
                 attrs.update(color=HIGHLIGHT, penwidth="2")
@@ -190,7 +200,7 @@ def _model_names(model: Any) -> tuple[dict[int, str], dict[int, str]]:
 
 
 def _kind(tensor: Tensor, param_names: dict[int, str], model: Any) -> str:
-    if tensor._ctx is not None:
+    if tensor.op is not None:
         return "result"
     if not tensor.requires_grad:
         return "constant"
@@ -199,10 +209,10 @@ def _kind(tensor: Tensor, param_names: dict[int, str], model: Any) -> str:
     return "parameter"
 
 
-def _scope_of(tensor: Tensor, param_names: dict[int, str], model: Any) -> Any:
+def _scope_of(tensor: Tensor, param_names: dict[int, str], model: Any, scopes: Mapping[int, Any]) -> Any:
     """The module a node is drawn inside: the innermost module its op ran in; a parameter's owner."""
-    if tensor._ctx is not None:
-        return tensor._scope[-1] if tensor._scope else None
+    if tensor.op is not None:
+        return scopes.get(id(tensor))
     name = param_names.get(id(tensor))
     if name is None or "." not in name:
         return None
@@ -277,19 +287,40 @@ def _html(text: str) -> str:
 
 
 def _op_label(tensor: Tensor) -> str:
-    op = tensor._ctx
-    name = type(op).__name__
-    label = OP_LABELS.get(name, name.lower())
-    if name == "Pow":
-        return f"**{getattr(op, 'exponent', '?'):g}"
-    if name == "Permute":
-        return f"permute {','.join(str(a) for a in op.axes)}"
-    if name in ("Sum", "Mean", "Max"):
-        ndim = op.parents[0].ndim
-        axes = tuple(getattr(op, "axes", range(ndim)))
+    op = tensor.op
+    label = OP_LABELS.get(op.name, op.name.lower())
+    if op.name == "Pow":
+        return f"**{op.arguments['exponent']:g}"
+    if op.name == "Permute":
+        return f"permute {','.join(str(a) for a in op.arguments['axes'])}"
+    if op.name in ("Sum", "Mean", "Max"):
+        ndim = tensor.parents[0].ndim
+        axes = normalize_axes(op.arguments.get("axis"), ndim)
         if axes != tuple(range(ndim)):
             return f"{label} axis {','.join(str(a) for a in axes)}"
     return label
+
+
+@contextmanager
+def module_scopes(model: Any) -> Iterator[dict[int, Any]]:
+    """Within the block, record the innermost module of `model` each op ran in: {id(result): module}, filled when
+    the block ends. Forward hooks see every module call's inputs and output; the tensors a call made are those
+    its output reaches without passing its inputs, and calls finish inner first, so the innermost module claims
+    each tensor."""
+    calls: list[tuple[Any, tuple, Any]] = []
+    handles = [module.register_forward_hook(lambda m, inputs, out: calls.append((m, inputs, out)))
+               for _, module in model.named_modules()]
+    scopes: dict[int, Any] = {}
+    try:
+        yield scopes
+    finally:
+        for handle in handles:
+            handle.remove()
+        for module, inputs, output in calls:
+            if isinstance(output, Tensor):
+                for tensor in _walk(output, stop={id(x) for x in inputs if isinstance(x, Tensor)}):
+                    if tensor.op is not None:
+                        scopes.setdefault(id(tensor), module)
 
 
 def _between(source: Tensor, target: Tensor) -> list[Tensor]:
@@ -297,7 +328,7 @@ def _between(source: Tensor, target: Tensor) -> list[Tensor]:
     reaches: set[int] = set()
     path = []
     for tensor in _walk(target):
-        if tensor is source or (tensor._ctx is not None and any(id(p) in reaches for p in tensor._ctx.parents)):
+        if tensor is source or any(id(p) in reaches for p in tensor.parents):
             reaches.add(id(tensor))
             path.append(tensor)
     return path
@@ -460,6 +491,37 @@ def conv_graph(show_grad: bool = True):
     return graph
 
 
+def backward_graph(show_grad: bool = True):
+    """The backward pass of conv_graph's convolution as a graph of its own, built by grad(..., create_graph=True).
+
+    dL/dW = dL/dY · colsᵀ is a matmul with the forward's im2col columns; dL/dX = crop(fold(Wᵀ · dL/dY)) is
+    matmul → fold (col2im) → crop. dL/dY is a given 3×3 gradient (1…9), so every array's values are shown.
+    `show_grad` is accepted for the command line's --no-grad; gradients of gradients are not drawn.
+    """
+    from tinygrad_conv import functional as F
+    from tinygrad_conv.tensor import grad
+
+    x = Tensor(np.arange(1.0, 10.0).reshape(1, 1, 3, 3), requires_grad=True, name="x")
+    weight = Tensor([[[[1.0, 2.0], [3.0, 4.0]]]], requires_grad=True, name="weight")
+    y = F.conv2d(x, weight, padding=((1, 0), (1, 0)))
+    grad_y = Tensor(np.arange(1.0, 10.0).reshape(y.shape), name="dL/dY")
+    grad_x, grad_w = grad(y, [x, weight], grad_y, create_graph=True)
+    grad_x.name, grad_w.name = "dL/dX", "dL/dW"
+    for tensor in _walk([grad_x, grad_w]):  # name what the two matmuls multiply
+        if tensor.op is None and not tensor.requires_grad:
+            tensor.name = "dL/dY"  # laid out (groups, Cout, Ho·Wo·N), a constant: it needs no gradient here
+        elif tensor.op is not None and tensor.op.name == "Permute" and tensor.parents[0].parents[0] is weight:
+            tensor.name = "Wᵀ"
+        elif tensor.op is not None and tensor.op.name == "Reshape" and tensor.parents[0].op is not None \
+                and tensor.parents[0].op.name == "Unfold":
+            tensor.name = "cols"
+    graph = draw_graph([grad_x, grad_w], show_grad=False, max_values=9, rankdir="TB")
+    graph.attr(label="the backward pass of conv2d(x, weight, padding=((1, 0), (1, 0))) as a graph: "
+               "dL/dW = dL/dY · colsᵀ,  dL/dX = crop(fold(Wᵀ · dL/dY))",
+               labelloc="t", labeljust="l", fontname="Helvetica", fontsize="14")
+    return graph
+
+
 def model_graph(show_grad: bool = False):
     """The demo CNN (train.build_model(seed=0)) and its cross-entropy loss on the first two training digits.
 
@@ -474,13 +536,14 @@ def model_graph(show_grad: bool = False):
     x_train, y_train, _, _ = data.load_split()
     images = Tensor(data.standardize(x_train[:2]), requires_grad=True, name="images")
     labels = np.asarray(y_train[:2])
-    logits = model(images)
+    with module_scopes(model) as scopes:
+        logits = model(images)
     logits.name = "logits"
     loss = F.cross_entropy(logits, labels)
     loss.name = "loss"
     if show_grad:
         loss.backward()
-    graph = draw_graph(loss, show_grad=show_grad, model=model, max_nodes=400)
+    graph = draw_graph(loss, show_grad=show_grad, model=model, scopes=scopes, max_nodes=400)
     graph.attr(label=f"the demo CNN on two digits (labels {', '.join(str(int(v)) for v in labels)}) "
                "and its cross-entropy loss", labelloc="t", labeljust="l", fontname="Helvetica", fontsize="14")
     return graph
@@ -532,14 +595,15 @@ def graph_command(name: str, fmt: str | None, out: str | None, show_grad: bool) 
     a one-line install hint, and the code is 1 only when an image format was asked for with --format.
     """
     if name not in GRAPH_NAMES:
-        print(f"tinygrad-conv: error: unknown graph {name!r}: choose derivation, conv or model", file=sys.stderr)
+        print(f"tinygrad-conv: error: unknown graph {name!r}: choose derivation, conv, backward or model",
+              file=sys.stderr)
         return 2
     if fmt is not None and fmt.lower() not in FORMATS:
         print(f"tinygrad-conv: error: unknown format {fmt!r}: choose svg, png, pdf or dot", file=sys.stderr)
         return 2
     fmt = None if fmt is None else fmt.lower()
     out = out or f"{name}.{fmt or 'svg'}"
-    build = {"derivation": derivation_graph, "conv": conv_graph, "model": model_graph}[name]
+    build = {"derivation": derivation_graph, "conv": conv_graph, "backward": backward_graph, "model": model_graph}[name]
     graph = build(show_grad=show_grad)
     try:
         path, rendered = render(graph, out, fmt)

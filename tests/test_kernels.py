@@ -1,0 +1,109 @@
+"""kernels.py: every fast routine against its plain reference, bit for bit, on random shapes and layouts."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tinygrad_conv import kernels
+
+DTYPES = [np.float32, np.float64]
+
+
+@st.composite
+def windows(draw):
+    """An image (N, C, H, W) and a kernel geometry whose windows fit in it."""
+    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    size = [d * (k - 1) + 1 + draw(st.integers(0, 5)) for k, d in zip(kernel, dilation)]
+    shape = (draw(st.integers(1, 3)), draw(st.integers(1, 3)), *size)
+    return shape, kernel, stride, dilation
+
+
+def layouts(x: np.ndarray):
+    """x as C order, as a (N, C, H, W) view of batch-last memory, and as a strided (cropped) view."""
+    yield x
+    yield np.ascontiguousarray(x.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
+    padded = np.zeros((x.shape[0], x.shape[1], x.shape[2] + 1, x.shape[3] + 2), x.dtype)
+    padded[:, :, 1:, 2:] = x
+    yield padded[:, :, 1:, 2:]
+
+
+@given(windows(), st.sampled_from(DTYPES), st.integers(0, 2**31))
+def test_im2col_equals_the_definition(case, dtype, seed):
+    shape, kernel, stride, dilation = case
+    x = np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+    expected = kernels.im2col_reference(x, kernel, stride, dilation)
+    for view in layouts(x):
+        np.testing.assert_array_equal(kernels.im2col(view, kernel, stride, dilation), expected)
+
+
+@given(windows(), st.sampled_from(DTYPES), st.integers(0, 2**31))
+def test_col2im_equals_the_definition_on_integer_data(case, dtype, seed):
+    shape, kernel, stride, dilation = case
+    cols_shape = kernels.im2col_reference(np.zeros(shape), kernel, stride, dilation).shape
+    cols = np.random.default_rng(seed).integers(-9, 10, cols_shape).astype(dtype)  # integer sums are exact
+    fast = kernels.col2im(cols, shape[2:], kernel, stride, dilation)
+    assert fast.shape == shape
+    np.testing.assert_array_equal(fast, kernels.col2im_reference(cols, shape[2:], kernel, stride, dilation))
+
+
+def test_col2im_is_the_adjoint_of_im2col():
+    """<im2col(x), c> = <x, col2im(c)> for every x and c: the pair the derivation is about."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 7, 6))
+    cols = rng.standard_normal(kernels.im2col(x, (3, 2), (2, 1), (1, 2)).shape)
+    left = np.sum(kernels.im2col(x, (3, 2), (2, 1), (1, 2)) * cols)
+    right = np.sum(x * kernels.col2im(cols, (7, 6), (3, 2), (2, 1), (1, 2)))
+    assert left == pytest.approx(right, rel=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(64, 16, 14, 14), (3, 5, 4, 2), (64, 1, 8, 8), (2, 7), (128, 24, 4, 4)])
+def test_c_order_equals_ascontiguousarray_for_every_layout(shape):
+    x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
+    n = x.ndim
+    for axes in [(*range(1, n), 0), (n - 1, *range(n - 1)), tuple(reversed(range(n)))]:
+        for a in (x.transpose(axes), np.ascontiguousarray(x.transpose(axes)).transpose(np.argsort(axes))):
+            fast = kernels.c_order(a)
+            assert fast.flags.c_contiguous
+            np.testing.assert_array_equal(fast, kernels.c_order_reference(a))
+    assert kernels.c_order(x) is x
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 4, 5), (3, 4), (5,), (2, 1, 3)])
+def test_pad_equals_np_pad_and_lays_images_out_batch_last(shape):
+    x = np.random.default_rng(2).standard_normal(shape)
+    pad_width = tuple((k % 2, (k + 1) % 3) for k in range(len(shape)))
+    for value in (0.0, -np.inf, 2.5):
+        padded = kernels.pad(x, pad_width, value)
+        np.testing.assert_array_equal(padded, kernels.pad_reference(x, pad_width, value))
+    if len(shape) == 4:
+        assert padded.transpose(1, 2, 3, 0).flags.c_contiguous
+
+
+@pytest.mark.parametrize("a_shape, b_shape, transposed", [
+    ((16, 300), (300, 72), True), ((16, 300), (300, 72), False), ((2, 8, 50), (50, 30), True),
+    ((40, 30), (30, 8), True), ((5, 7), (7, 9), False)])
+def test_matmul_equals_np_matmul_in_either_operand_order(a_shape, b_shape, transposed):
+    rng = np.random.default_rng(3)
+    a = rng.integers(-5, 6, a_shape).astype(np.float64)
+    b = rng.integers(-5, 6, b_shape).astype(np.float64)
+    if transposed:
+        b = np.ascontiguousarray(b.T).T
+    np.testing.assert_array_equal(kernels.matmul(a, b), kernels.matmul_reference(a, b))
+
+
+@pytest.mark.parametrize("grad_shape, shape", [((4, 3, 5), (3, 5)), ((4, 3, 5), (3, 1)), ((4, 3, 5), (1, 1, 1)),
+                                               ((2, 3), (2, 3)), ((6, 2, 1, 4), (2, 1, 1)), ((3,), ())])
+def test_sum_to_equals_a_plain_sum_over_the_broadcast_axes(grad_shape, shape):
+    grad = np.random.default_rng(4).integers(-9, 10, grad_shape).astype(np.float64)
+    np.testing.assert_array_equal(kernels.sum_to(grad, shape), kernels.sum_to_reference(grad, shape))
+
+
+@pytest.mark.parametrize("axes", [(1,), (0, 2), (0, 1, 2), (2,)])
+def test_first_maxima_equals_argmax_with_ties(axes):
+    a = np.random.default_rng(5).integers(0, 3, (4, 5, 6)).astype(np.float64)  # many ties
+    maxima = a == a.max(axis=axes, keepdims=True)
+    np.testing.assert_array_equal(kernels.first_maxima(a, maxima, axes),
+                                  kernels.first_maxima_reference(a, maxima, axes))

@@ -1,0 +1,238 @@
+"""Fast numpy routines behind the primitive ops, each beside a plain reference that says what it computes.
+
+ops.py states every rule as maths and calls these for the arrays; a reader never needs this file to know *what*
+a gradient is, only how it is computed quickly. tests/test_kernels.py checks every fast routine against its
+reference on random shapes, bit for bit. Why each trick pays, with numbers: benchmarks/README.md.
+
+Layout. The conv path keeps images batch-last in memory: im2col's columns are (C, KH, KW, Ho, Wo, N), so a kernel
+window's row is Wo·N numbers in one run of memory, `cols.reshape(C·KH·KW, Ho·Wo·N)` is one GEMM operand without a
+copy, and conv2d's output (N, Cout, Ho, Wo) is a view of (Cout, Ho, Wo, N) memory that the next im2col reads
+without a copy. `pad` writes a 4-D image batch-last for the same reason.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+# ---------------------------------------------------------------- C order
+
+
+def c_order(a: np.ndarray) -> np.ndarray:
+    """a in C order: itself if it already is, else a copy (reference: np.ascontiguousarray).
+
+    When a's first axis is innermost in memory (batch-last memory seen as (N, C, H, W)) or its last axis outermost,
+    the copy is a 2-D transpose in disguise, done by `transpose_2d`, which keeps the reads in cache.
+    """
+    if a.flags.c_contiguous:
+        return a
+    if a.ndim >= 2 and a.strides[0] == a.itemsize and a.shape[0] * a.itemsize >= 64:  # memory (..., N): (rest, N)
+        source = np.ascontiguousarray(a.transpose(*range(1, a.ndim), 0)).reshape(-1, a.shape[0])
+    elif a.ndim >= 2 and (last_first := a.transpose(a.ndim - 1, *range(a.ndim - 1))).flags.c_contiguous:
+        source = last_first.reshape(a.shape[-1], -1)
+    else:
+        return np.ascontiguousarray(a)
+    out = np.empty(a.shape, a.dtype)
+    transpose_2d(source, out.reshape(source.shape[::-1]))
+    return out
+
+
+def c_order_reference(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a)
+
+
+def transpose_2d(source: np.ndarray, target: np.ndarray) -> None:
+    """target[...] = source.T for C-order 2-D arrays, in an order that keeps the reads in cache.
+
+    numpy copies in the target's order, reading the source down its columns. A tall source (rows of 64 B to 4 KiB)
+    is copied in blocks of rows that fit in 32 KiB of L1; a wide one whose rows lie a multiple of 1 KiB apart (they
+    would evict each other from the same cache sets) is first staged in rows 64 bytes longer.
+    """
+    rows, columns = source.shape
+    row_bytes = columns * source.itemsize
+    block = 32768 // row_bytes
+    if 64 <= row_bytes <= 4096 and rows > block:
+        for start in range(0, rows, block):
+            target[:, start:start + block] = source[start:start + block].T
+    elif rows <= 8 or row_bytes % 1024:
+        target[...] = source.T
+    else:
+        staged = np.empty((rows, columns + 64 // source.itemsize), source.dtype)
+        staged[:, :columns] = source
+        target[...] = staged[:, :columns].T
+
+
+# ---------------------------------------------------------------- pad
+
+
+def pad(a: np.ndarray, pad_width: tuple[tuple[int, int], ...], value: float) -> np.ndarray:
+    """a surrounded by `value` (reference: np.pad); a 4-D (N, C, H, W) result is laid out batch-last in memory."""
+    inside = tuple(slice(before, before + n) for (before, _), n in zip(pad_width, a.shape))
+    shape = [n + before + after for n, (before, after) in zip(a.shape, pad_width)]
+    if a.ndim == 4:
+        out = np.full((*shape[1:], shape[0]), value, a.dtype).transpose(3, 0, 1, 2)
+    else:
+        out = np.full_like(a, value, shape=shape)
+    out[inside] = a
+    return out
+
+
+def pad_reference(a: np.ndarray, pad_width: tuple[tuple[int, int], ...], value: float) -> np.ndarray:
+    return np.pad(a, pad_width, constant_values=value)
+
+
+# ---------------------------------------------------------------- im2col and col2im
+
+
+def window_slices(size: int, kernel: int, stride: int, dilation: int) -> list[slice]:
+    """Along one axis of length `size`: the positions kernel tap i reads, as a strided slice for each i."""
+    count = (size - dilation * (kernel - 1) - 1) // stride + 1
+    return [slice(i * dilation, i * dilation + stride * (count - 1) + 1, stride) for i in range(kernel)]
+
+
+def im2col(x: np.ndarray, kernel_size: tuple[int, int], stride: tuple[int, int],
+           dilation: tuple[int, int]) -> np.ndarray:
+    """cols[c, i, j, y, x', n] = x[n, c, y·sh + i·dh, x'·sw + j·dw]: x (N, C, H, W) → (C, KH, KW, Ho, Wo, N).
+
+    One strided slice copy per kernel offset (i, j), from x read batch-last (a view when it already is).
+    """
+    n, c, h, w = x.shape
+    rows = window_slices(h, kernel_size[0], stride[0], dilation[0])
+    columns = window_slices(w, kernel_size[1], stride[1], dilation[1])
+    x_chwn = c_order(x.transpose(1, 2, 3, 0))
+    ho, wo = len(range(h)[rows[0]]), len(range(w)[columns[0]])
+    cols = np.empty((c, len(rows), len(columns), ho, wo, n), x.dtype)
+    for i, row in enumerate(rows):
+        for j, column in enumerate(columns):
+            cols[:, i, j] = x_chwn[:, row, column]
+    return cols
+
+
+def im2col_reference(x: np.ndarray, kernel_size: tuple[int, int], stride: tuple[int, int],
+                     dilation: tuple[int, int]) -> np.ndarray:
+    """The definition, one output position at a time."""
+    (kh, kw), (sh, sw), (dh, dw) = kernel_size, stride, dilation
+    n, c, h, w = x.shape
+    ho, wo = (h - dh * (kh - 1) - 1) // sh + 1, (w - dw * (kw - 1) - 1) // sw + 1
+    cols = np.empty((c, kh, kw, ho, wo, n), x.dtype)
+    for y in range(ho):
+        for x_ in range(wo):
+            window = x[:, :, y * sh:y * sh + dh * (kh - 1) + 1:dh, x_ * sw:x_ * sw + dw * (kw - 1) + 1:dw]
+            cols[:, :, :, y, x_, :] = window.transpose(1, 2, 3, 0)
+    return cols
+
+
+def col2im(cols: np.ndarray, input_size: tuple[int, int], kernel_size: tuple[int, int], stride: tuple[int, int],
+           dilation: tuple[int, int]) -> np.ndarray:
+    """im2col's adjoint: x[n, c, y·sh + i·dh, x'·sw + j·dw] += cols[c, i, j, y, x', n] → (N, C, H, W).
+
+    Within one kernel offset no pixel is written twice, so a strided `+=` per offset is exact (a fancy-index `+=`
+    would drop repeats). The result is a (N, C, H, W) view of batch-last memory. Speed:
+    - with row stride 1, kernel column j's KH row shifts are added into a strip as wide as the output first, then
+      the strip across once: in batch-last memory a row shift of a whole slice is one contiguous block per channel;
+    - where windows cannot overlap along an axis (stride ≥ window extent, as in 2×2 max-pooling), each pixel is
+      written at most once along it, so the first write along it assigns instead of adding.
+    """
+    c, kh, kw, _, wo, n = cols.shape
+    (h, w), (sh, sw), (dh, dw) = input_size, stride, dilation
+    rows, columns = window_slices(h, kh, sh, dh), window_slices(w, kw, sw, dw)
+    rows_overlap, columns_overlap = sh < dh * (kh - 1) + 1, sw < dw * (kw - 1) + 1
+    image = np.zeros((c, h, w, n), cols.dtype)
+    for j, column in enumerate(columns):
+        if sh == 1:
+            strip = np.zeros((c, h, wo, n), cols.dtype)
+            for i, row in enumerate(rows):
+                _put(strip[:, row], cols[:, i, j], rows_overlap and i > 0)
+            _put(image[:, :, column], strip, columns_overlap and j > 0)
+        else:
+            for i, row in enumerate(rows):
+                _put(image[:, row, column], cols[:, i, j], (rows_overlap or columns_overlap) and (i, j) != (0, 0))
+    return image.transpose(3, 0, 1, 2)
+
+
+def col2im_reference(cols: np.ndarray, input_size: tuple[int, int], kernel_size: tuple[int, int],
+                     stride: tuple[int, int], dilation: tuple[int, int]) -> np.ndarray:
+    """The definition, one output position at a time: every window's column added back where it was read."""
+    c, kh, kw, ho, wo, n = cols.shape
+    (h, w), (sh, sw), (dh, dw) = input_size, stride, dilation
+    image = np.zeros((n, c, h, w), cols.dtype)
+    for y in range(ho):
+        for x_ in range(wo):
+            image[:, :, y * sh:y * sh + dh * (kh - 1) + 1:dh, x_ * sw:x_ * sw + dw * (kw - 1) + 1:dw] += \
+                cols[:, :, :, y, x_, :].transpose(3, 0, 1, 2)
+    return image
+
+
+def _put(target: np.ndarray, values: np.ndarray, accumulate: bool) -> None:
+    """target += values, or target[...] = values where nothing was written to target before."""
+    if accumulate:
+        target += values
+    else:
+        target[...] = values
+
+
+# ---------------------------------------------------------------- matmul
+
+
+def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b (reference: np.matmul). A product whose right operand is a transposed view and whose result is wider
+    than tall — conv's weight gradient dL/dY · colsᵀ, (Cout, N·Ho·Wo) · (N·Ho·Wo, Cin·K²) — is computed as
+    (bᵀ · aᵀ)ᵀ: the same sums, in the operand order OpenBLAS runs faster."""
+    if a.ndim >= 2 and b.ndim >= 2 and b.shape[-1] > a.shape[-2] and _is_transposed(b):
+        return np.swapaxes(np.swapaxes(b, -1, -2) @ np.swapaxes(a, -1, -2), -1, -2)
+    return a @ b
+
+
+def matmul_reference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.matmul(a, b)
+
+
+def _is_transposed(b: np.ndarray) -> bool:
+    """b's last two axes are a transposed view of C-order memory (its rows are columns of the memory)."""
+    return b.strides[-2] == b.itemsize and b.strides[-1] == b.shape[-2] * b.itemsize and b.shape[-2] > 1
+
+
+# ---------------------------------------------------------------- reductions
+
+
+def sum_to(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """grad summed back to `shape` over the axes broadcasting added or stretched (reference: sum_to_reference).
+
+    einsum, not ndarray.sum: numpy's sum over several axes runs ~3× slower (a conv bias gradient), with the same
+    float32 error against a float64 sum.
+    """
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    kept = [extra + i for i, n in enumerate(shape) if n != 1 or grad.shape[extra + i] == 1]
+    return np.asarray(np.einsum(grad, range(grad.ndim), kept)).reshape(shape)
+
+
+def sum_to_reference(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    extra = grad.ndim - len(shape)
+    stretched = tuple(extra + i for i, n in enumerate(shape) if n == 1 and grad.shape[extra + i] != 1)
+    return grad.sum(axis=tuple(range(extra)) + stretched).reshape(shape)
+
+
+def first_maxima(a: np.ndarray, maxima: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """The first True of `maxima` (C order) within each window over `axes`, as a boolean mask shaped like a.
+
+    Without argmax: rank each window's elements K, K−1, ..., 1 in C order; among the maxima the first has the
+    highest rank. Whole-array compares and a max, no per-window loop (reference: first_maxima_reference).
+    """
+    window = [a.shape[ax] if ax in axes else 1 for ax in range(a.ndim)]
+    size = math.prod(window)
+    rank = np.arange(size, 0, -1, dtype=np.min_scalar_type(size)).reshape(window)
+    score = maxima * rank  # 0 off the maxima
+    return score == score.max(axis=axes, keepdims=True)
+
+
+def first_maxima_reference(a: np.ndarray, maxima: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """The same mask through argmax over the windows flattened to one axis."""
+    others = [ax for ax in range(a.ndim) if ax not in axes]
+    moved = np.moveaxis(maxima, axes, range(len(others), a.ndim))
+    flat = moved.reshape(*moved.shape[:len(others)], -1)
+    first = np.zeros_like(flat)
+    np.put_along_axis(first, flat.argmax(axis=-1)[..., None], True, axis=-1)
+    return np.moveaxis(first.reshape(moved.shape), range(len(others), a.ndim), axes)
