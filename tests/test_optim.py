@@ -155,3 +155,116 @@ def test_params_are_checked():
     with pytest.raises(TypeError, match="single Tensor"):
         optim.Adam(param)
     optim.SGD([Tensor([1.0], requires_grad=True)], lr=0.1)  # any leaf tensor that requires grad will do
+
+
+# ---------------------------------------------------------------- checkpoints: state_dict / load_state_dict
+
+
+def small_model():
+    return nn.Sequential(nn.Conv2d(1, 3, 3, rng=1), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 4 * 4, 2, rng=2))
+
+
+def train_steps(model, optimizer, scheduler, steps, start):
+    """`steps` steps on batches that depend only on the step number, so a resumed run sees the same data."""
+    for step in range(start, start + steps):
+        rng = np.random.default_rng(step)
+        x = Tensor(rng.standard_normal((4, 1, 6, 6)).astype(np.float32))
+        optimizer.zero_grad()
+        out = model(x)
+        (out * out).mean().backward()
+        optimizer.step()
+        scheduler.step()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda params: optim.SGD(params, lr=0.05, momentum=0.9, weight_decay=1e-3),
+        lambda params: optim.SGD(params, lr=0.05, momentum=0.8, nesterov=True),
+        lambda params: optim.SGD(params, lr=0.05),
+        lambda params: optim.Adam(params, lr=0.01, betas=(0.8, 0.99)),
+    ],
+)
+def test_a_run_resumed_from_state_dicts_is_bit_identical_to_an_uninterrupted_run(make):
+    model = small_model()
+    optimizer = make(model.parameters())
+    scheduler = optim.CosineAnnealingLR(optimizer, T_max=9)
+    train_steps(model, optimizer, scheduler, 5, start=0)
+    saved = model.state_dict(), optimizer.state_dict(), scheduler.state_dict()
+    train_steps(model, optimizer, scheduler, 7, start=5)  # the uninterrupted run goes on (and must not alter `saved`)
+
+    fresh = nn.Sequential(nn.Conv2d(1, 3, 3, rng=7), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 4 * 4, 2, rng=8))
+    fresh_optimizer = make(fresh.parameters())
+    fresh_scheduler = optim.CosineAnnealingLR(fresh_optimizer, T_max=9)
+    fresh.load_state_dict(saved[0])
+    fresh_optimizer.load_state_dict(saved[1])
+    fresh_scheduler.load_state_dict(saved[2])
+    train_steps(fresh, fresh_optimizer, fresh_scheduler, 7, start=5)
+
+    for (name, ours), theirs in zip(model.state_dict().items(), fresh.state_dict().values()):
+        assert ours.dtype == theirs.dtype == np.float32
+        assert ours.tobytes() == theirs.tobytes(), name
+    assert fresh_optimizer.lr == optimizer.lr
+
+
+def test_state_dict_has_torch_layout_and_copies():
+    params = [nn.Parameter([1.0, 2.0]), nn.Parameter([3.0]), nn.Parameter([[4.0]])]
+    optimizer = optim.Adam(params, lr=0.1)
+    assert optimizer.state_dict() == {"state": {}, "param_groups": [
+        {"lr": 0.1, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0, "params": [0, 1, 2]}]}
+    (params[0].sum() + params[2].sum()).backward()
+    optimizer.step()
+    state = optimizer.state_dict()["state"]
+    assert sorted(state) == [0, 2] and state[0]["step"] == 1 and set(state[0]) == {"step", "exp_avg", "exp_avg_sq"}
+    assert state[0]["exp_avg"] is not optimizer.state[params[0]]["exp_avg"]
+    sgd = optim.SGD(params, lr=0.1, momentum=0.9)
+    sgd.step()
+    assert set(sgd.state_dict()["state"][0]) == {"momentum_buffer"}
+    assert sgd.state_dict()["param_groups"][0] == {"lr": 0.1, "momentum": 0.9, "dampening": 0.0,
+                                                   "weight_decay": 0.0, "nesterov": False, "params": [0, 1, 2]}
+
+
+def test_load_state_dict_casts_to_the_parameter_dtype_and_restores_an_annealed_zero_lr():
+    param = nn.Parameter([1.0, 2.0])  # float32
+    optimizer = optim.SGD([param], lr=0.1, momentum=0.9)
+    state = {"state": {0: {"momentum_buffer": np.array([0.5, 0.25])}},
+             "param_groups": [{"lr": 0.0, "momentum": 0.5, "dampening": 0.0, "weight_decay": 0.0,
+                               "nesterov": False, "params": [0]}]}
+    optimizer.load_state_dict(state)
+    buffer = optimizer.state[param]["momentum_buffer"]
+    assert buffer.dtype == np.float32 and np.array_equal(buffer, [0.5, 0.25]) and optimizer.lr == 0.0
+    assert optimizer.momentum == 0.5
+    buffer[0] = 9
+    assert state["state"][0]["momentum_buffer"][0] == 0.5  # loaded as a copy
+
+
+def test_load_state_dict_lists_every_problem_and_loads_nothing():
+    params = [nn.Parameter([1.0, 2.0]), nn.Parameter([3.0])]
+    optimizer = optim.SGD(params, lr=0.1, momentum=0.9)
+    (params[0].sum() + params[1].sum()).backward()
+    optimizer.step()
+    good = optimizer.state_dict()
+    before = optimizer.state_dict()
+
+    bad_shape = {"state": {0: {"momentum_buffer": np.zeros(3)}, 5: {"momentum_buffer": np.zeros(1)}},
+                 "param_groups": good["param_groups"]}
+    with pytest.raises(ValueError, match=r"(?s)2 problems; nothing was loaded.*"
+                                         r"state\[0\]\['momentum_buffer'\] has shape \(3,\), its parameter has \(2,\)"
+                                         r".*state key 5 is not a parameter index in \[0, 2\)"):
+        optimizer.load_state_dict(bad_shape)
+    with pytest.raises(ValueError, match="the state dict is for 1 parameters, the optimizer has 2"):
+        optimizer.load_state_dict(optim.SGD(params[:1], lr=0.1).state_dict())
+    adam = optim.Adam(params)
+    adam.step()
+    with pytest.raises(ValueError, match=r"(?s)missing hyperparameter 'momentum'.*unexpected hyperparameter 'betas'"):
+        optimizer.load_state_dict(adam.state_dict())
+    with pytest.raises(ValueError, match=r"state\[0\] has keys \['momentum_buffer'\], expected"):
+        adam.load_state_dict(dict(good, param_groups=adam.state_dict()["param_groups"]))
+    with pytest.raises(ValueError, match="lr must be a finite number >= 0, got -1.0"):
+        optimizer.load_state_dict(dict(good, param_groups=[dict(good["param_groups"][0], lr=-1.0)]))
+    with pytest.raises(ValueError, match="keys 'state' and 'param_groups'"):
+        optimizer.load_state_dict({"state": {}})
+    after = optimizer.state_dict()
+    assert after["param_groups"] == before["param_groups"]
+    assert np.array_equal(after["state"][0]["momentum_buffer"], before["state"][0]["momentum_buffer"])
+

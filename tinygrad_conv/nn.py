@@ -456,3 +456,263 @@ class Sequential(Module):
 __all__ = ["Parameter", "Module", "Conv2d", "ConvTranspose2d", "Linear", "ReLU", "MaxPool2d", "AvgPool2d", "Flatten",
            "Dropout",
            "Sequential"]
+
+
+# ---------------------------------------------------------------- buffers: state that is not a parameter
+#
+# A buffer is an array a module keeps and saves but does not learn (BatchNorm2d's running statistics).
+# `register_buffer(name, array)` stores it as an attribute and remembers its name; state_dict() then holds
+# each module's buffers after its parameters ("1.running_mean"), as PyTorch's does, and load_state_dict()
+# restores them in place. A model without buffers keeps exactly the state dict it had before.
+
+_parameters_state_dict = Module.state_dict
+_parameters_load_state_dict = Module.load_state_dict
+
+
+def _register_buffer(self: Module, name: str, array: np.ndarray) -> None:
+    """Keep `array` as the attribute `name` and save it in state_dict() (as torch's register_buffer)."""
+    if not isinstance(name, str) or not name.isidentifier():
+        raise TypeError(f"a buffer name must be an identifier, got {name!r}")
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"buffer {name!r} must be a numpy array, got {type(array).__name__}")
+    names = vars(self).setdefault("_buffer_names", [])
+    if name not in names:
+        names.append(name)
+    setattr(self, name, array)
+
+
+def _named_buffers(self: Module, prefix: str = "") -> Iterator[tuple[str, np.ndarray]]:
+    """(dotted name, array) for every buffer of this module and the modules inside it, in module order."""
+    for module_name, module in self.named_modules(prefix):
+        for name in vars(module).get("_buffer_names", ()):
+            yield (f"{module_name}.{name}" if module_name else name), getattr(module, name)
+
+
+def _buffers(self: Module) -> Iterator[np.ndarray]:
+    for _, array in _named_buffers(self):
+        yield array
+
+
+def _state_dict(self: Module) -> dict[str, np.ndarray]:
+    """{dotted name: a copy of the array} for every parameter and buffer; each module's own parameters come
+    before its buffers, which come before its sub-modules' entries (PyTorch's order)."""
+    params = _parameters_state_dict(self)
+    buffers = dict(_named_buffers(self))
+    if not buffers:
+        return params
+    result: dict[str, np.ndarray] = {}
+    for module_name, module in self.named_modules():
+        own = module_name + "." if module_name else ""
+        for key, array in params.items():
+            if key.startswith(own) and "." not in key[len(own):]:
+                result[key] = array
+        for name in vars(module).get("_buffer_names", ()):
+            result[own + name] = buffers[own + name].copy()
+    result.update((key, array) for key, array in params.items() if key not in result)
+    return result
+
+
+def _load_state_dict(self: Module, state_dict: Mapping[str, Any]) -> None:
+    """Load parameters (Module's rules) and buffers (cast to each buffer's dtype, in place); one ValueError
+    lists every problem of either, and then nothing is loaded."""
+    buffers = dict(_named_buffers(self))
+    if not buffers or not isinstance(state_dict, Mapping):
+        return _parameters_load_state_dict(self, state_dict)
+    problems, values = [], {}
+    for name, buffer in buffers.items():
+        if name not in state_dict:
+            problems.append(f"missing key {name!r} (the model's buffer has shape {buffer.shape})")
+            continue
+        value = state_dict[name]
+        try:
+            array = np.asarray(value.data if isinstance(value, Tensor) else value)
+        except ValueError:
+            array = np.empty(0, dtype=object)
+        if array.dtype.kind not in "biuf":
+            problems.append(f"{name!r} holds {array.dtype} data, expected real numbers")
+        elif array.shape != buffer.shape:
+            problems.append(f"shape mismatch for {name!r}: the state dict has {array.shape}, "
+                            f"the model has {buffer.shape}")
+        else:
+            values[name] = array
+    rest = {key: value for key, value in state_dict.items() if key not in buffers}
+    if problems:  # check the parameters too, so the error lists everything, and leave them as they were
+        saved = _parameters_state_dict(self)
+        try:
+            _parameters_load_state_dict(self, rest)
+        except ValueError as error:
+            problems = str(error).split("\n  ")[1:] + problems
+        else:
+            _parameters_load_state_dict(self, saved)
+        raise ValueError(f"load_state_dict: the state dict does not fit {type(self).__name__} "
+                         f"({len(problems)} problem{'s' * (len(problems) > 1)}; nothing was loaded):\n  "
+                         + "\n  ".join(problems))
+    _parameters_load_state_dict(self, rest)
+    for name, array in values.items():
+        buffers[name][...] = array  # in place, keeping the buffer's dtype
+
+
+Module.register_buffer = _register_buffer  # type: ignore[attr-defined]
+Module.named_buffers = _named_buffers  # type: ignore[attr-defined]
+Module.buffers = _buffers  # type: ignore[attr-defined]
+Module.state_dict = _state_dict  # type: ignore[method-assign]
+Module.load_state_dict = _load_state_dict  # type: ignore[method-assign]
+
+
+# ---------------------------------------------------------------- more layers
+
+
+class Tanh(Module):
+    """tanh x, elementwise."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.tanh()
+
+
+class Sigmoid(Module):
+    """1 / (1 + e⁻ˣ), elementwise."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.sigmoid()
+
+
+class CrossEntropyLoss(Module):
+    """loss(input, target) = F.cross_entropy(input, target): the batch mean of −log softmax(input)[n, target[n]],
+    input (N, C) logits, target (N,) class indices. Only reduction='mean' (PyTorch's default) exists here."""
+
+    def __init__(self, reduction: str = "mean"):
+        super().__init__()
+        if reduction != "mean":
+            raise ValueError(f"CrossEntropyLoss supports only reduction='mean', got {reduction!r}")
+        self.reduction = reduction
+
+    def forward(self, input: Tensor, target: Any) -> Tensor:
+        return F.cross_entropy(input, target)
+
+
+class ModuleList(Module):
+    """A list of modules, named "0", "1", … like Sequential's (so "0.weight" in state_dict()), that does not
+    call them: index it (a slice gives a ModuleList), len, iterate, append, extend."""
+
+    def __init__(self, modules: Any = None):
+        super().__init__()
+        if modules is not None:
+            self.extend(modules)
+
+    def _modules(self) -> list[Module]:
+        return [value for name, value in vars(self).items() if name.isdigit() and isinstance(value, Module)]
+
+    def append(self, module: Module) -> ModuleList:
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleList.append expects a Module, got {type(module).__name__}")
+        setattr(self, str(len(self)), module)
+        return self
+
+    def extend(self, modules: Any) -> ModuleList:
+        if isinstance(modules, Module) and not isinstance(modules, (ModuleList, Sequential)):
+            raise TypeError(f"ModuleList.extend expects an iterable of Modules, got {type(modules).__name__}")
+        for index, module in enumerate(modules):
+            if not isinstance(module, Module):
+                raise TypeError(f"ModuleList: item {index} must be a Module, got {type(module).__name__}")
+            self.append(module)
+        return self
+
+    def __getitem__(self, index: int | slice) -> Any:
+        modules = self._modules()
+        if isinstance(index, slice):
+            return ModuleList(modules[index])
+        if not is_int(index):
+            raise TypeError(f"ModuleList indices must be ints or slices, got {type(index).__name__}")
+        if not -len(modules) <= index < len(modules):
+            raise IndexError(f"index {index} is out of range for a ModuleList of {len(modules)} modules")
+        return modules[index]
+
+    def __len__(self) -> int:
+        return len(self._modules())
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules())
+
+
+class BatchNorm2d(Module):
+    """Normalise each channel of (N, C, H, W) over N, H and W, then scale and shift it:
+
+        y = (x − μ) / √(σ² + eps) · weight + bias,   weight (C,) starts at 1, bias (C,) at 0 (if affine).
+
+    Training (or track_running_stats=False): μ and σ² are the batch's mean and biased variance over (N, H, W),
+    and the running statistics move towards them, with the unbiased variance (n/(n − 1)·σ², n = N·H·W):
+
+        running ← (1 − momentum)·running + momentum·batch   (momentum=None: the average of all batches so far)
+
+    eval(): μ and σ² are running_mean and running_var. Composed from Tensor ops (mean, subtraction, power), so
+    its gradients are derived; running_mean, running_var and num_batches_tracked are buffers in state_dict().
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
+                 track_running_stats: bool = True, dtype: Any = None):
+        super().__init__()
+        self.num_features = positive_int(num_features, "num_features")
+        if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not 0 < eps < math.inf:
+            raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
+        if momentum is not None and (isinstance(momentum, bool) or not isinstance(momentum, numbers.Real)
+                                     or not 0 <= momentum <= 1):
+            raise ValueError(f"momentum must be a number in [0, 1] or None, got {momentum!r}")
+        self.eps = float(eps)
+        self.momentum = None if momentum is None else float(momentum)
+        self.affine = check_bool(affine, "affine")
+        self.track_running_stats = check_bool(track_running_stats, "track_running_stats")
+        dtype = np.dtype(np.float32 if dtype is None else dtype)
+        self.weight = Parameter(np.ones(num_features), dtype=dtype) if affine else None
+        self.bias = Parameter(np.zeros(num_features), dtype=dtype) if affine else None
+        self.dtype = dtype
+        if track_running_stats:
+            self.register_buffer("running_mean", np.zeros(num_features, dtype))
+            self.register_buffer("running_var", np.ones(num_features, dtype))
+            self.register_buffer("num_batches_tracked", np.array(0, np.int64))
+        else:
+            self.running_mean = self.running_var = self.num_batches_tracked = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not isinstance(x, Tensor):
+            raise TypeError(f"BatchNorm2d expects a Tensor, got {type(x).__name__}")
+        if x.ndim != 4:
+            raise ValueError(f"BatchNorm2d expects a 4-D input (N, C, H, W), got shape {x.shape}")
+        if x.shape[1] != self.num_features:
+            raise ValueError(f"BatchNorm2d({self.num_features}) got an input with {x.shape[1]} channels "
+                             f"(shape {x.shape})")
+        if x.dtype != self.dtype:
+            raise TypeError(f"BatchNorm2d holds {self.dtype} parameters and statistics, got a {x.dtype} input")
+        shape = (1, self.num_features, 1, 1)
+        if self.training or not self.track_running_stats:
+            count = x.shape[0] * x.shape[2] * x.shape[3]
+            if self.training and count <= 1:
+                raise ValueError(f"BatchNorm2d needs more than 1 value per channel when training, got input "
+                                 f"shape {x.shape}")
+            mean = x.mean(axis=(0, 2, 3), keepdims=True)
+            centered = x - mean
+            var = (centered * centered).mean(axis=(0, 2, 3), keepdims=True)  # biased: divides by N·H·W
+            if self.training and self.track_running_stats:
+                self._update_running_stats(mean.data.reshape(-1), var.data.reshape(-1), count)
+        else:
+            centered = x - Tensor(self.running_mean.reshape(shape))
+            var = Tensor(self.running_var.reshape(shape))
+        y = centered * (var + self.eps) ** -0.5
+        if self.affine:
+            y = y * self.weight.reshape(shape) + self.bias.reshape(shape)
+        return y
+
+    def _update_running_stats(self, mean: np.ndarray, var: np.ndarray, count: int) -> None:
+        self.num_batches_tracked += 1
+        factor = 1 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+        unbiased = var * (count / (count - 1))
+        self.running_mean *= 1 - factor
+        self.running_mean += factor * mean
+        self.running_var *= 1 - factor
+        self.running_var += factor * unbiased
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"track_running_stats={self.track_running_stats}")
+
+
+__all__ += ["Tanh", "Sigmoid", "CrossEntropyLoss", "ModuleList", "BatchNorm2d"]
