@@ -6,8 +6,9 @@ and touching fresh pages costs ~2 µs per 4 KiB page: measured here, one conv2d 
 (64, 16, 14, 14) → 32 channels took 17 ms with glibc's defaults and 4.7 ms with both thresholds raised.
 PyTorch keeps its own caching allocator for the same reason. Linux/glibc only; elsewhere a no-op.
 
-The setting is process-wide, so importing the package does not make it: creating an optimizer (optim.py) does,
-since that is when a training loop starts, and the benchmarks call `keep_freed_memory()` themselves.
+The setting is process-wide, so nothing in the library makes it on its own: the training entry point
+(`train.train()`, which `tinygrad-conv train` runs) opts in explicitly, and so can any script of yours by calling
+`keep_freed_memory()`; the benchmarks call it themselves.
 """
 
 from __future__ import annotations
