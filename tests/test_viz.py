@@ -321,7 +321,7 @@ def test_conv_graph_shows_conv2d_as_its_primitives():
 
 
 def test_model_graph_clusters_ops_by_module_and_names_parameters():
-    dot = Dot(viz.model_graph())
+    dot = Dot(viz.model_graph(depth=1))
     labels = {name: cluster["label"] for name, cluster in dot.clusters.items()}
     assert labels == {"cluster_0": "0: Conv2d", "cluster_1": "1: ReLU", "cluster_2": "2: Conv2d",
                       "cluster_3": "3: ReLU", "cluster_4": "4: MaxPool2d", "cluster_5": "5: Flatten",
@@ -348,8 +348,39 @@ def test_render_dot_writes_the_source(tmp_path):
     path, rendered = viz.render(graph, str(tmp_path / "g.dot"))
     assert (path, rendered) == (str(tmp_path / "g.dot"), False)
     assert (tmp_path / "g.dot").read_text() == graph.source
-    with pytest.raises(ValueError, match="fmt"):
+    with pytest.raises(ValueError, match="format must be one of svg, png, pdf, dot, got 'jpeg'"):
         viz.render(graph, str(tmp_path / "g.svg"), fmt="jpeg")
+
+
+@pytest.mark.parametrize("out, fmt, message", [
+    ("c.jpg", None, r"cannot write a graph as \.jpg \(c\.jpg\): use \.svg, \.png, \.pdf or \.gv"),
+    ("x.svg", "png", r"--format png does not match the file name x\.svg"),
+    ("x.pdf", "svg", r"--format svg does not match the file name x\.pdf"),
+])
+def test_the_extension_decides_the_format_and_a_mismatch_is_an_error(out, fmt, message, tmp_path, capsys):
+    assert viz.graph_command("conv", fmt, str(tmp_path / out), show_grad=True) == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not (tmp_path / out).exists()
+
+
+def test_graph_files_go_into_new_folders_in_the_format_their_name_says(tmp_path, dot):
+    out = tmp_path / "new" / "dir" / "conv.png"
+    assert viz.graph_command("conv", None, str(out), show_grad=True) == 0
+    assert out.read_bytes().startswith(b"\x89PNG")
+    pdf = tmp_path / "conv"
+    assert viz.graph_command("conv", "pdf", str(pdf), show_grad=True) == 0  # no extension: --format decides
+    assert pdf.read_bytes().startswith(b"%PDF")
+
+
+def test_the_model_at_depth_0_is_one_box_per_layer_with_shapes_and_parameter_counts():
+    dot = Dot(viz.model_graph(show_grad=True))
+    layers = [n for n in dot.nodes if n.startswith("layer")]
+    assert len(layers) == 8 and not dot.clusters
+    first = dot.text("layer0")
+    assert "0: Conv2d(1, 24" in first and "(2,1,8,8) → (2,24,8,8)" in first and "240 params" in first
+    assert "‖grad‖" in first
+    assert "10,416 params" in dot.text("layer2") and "params" not in dot.text("layer1")
+    assert dot.parents("layer1") == ["layer0"] and dot.children("layer7") == ["loss"]
 
 
 @pytest.mark.parametrize(("name", "fmt"), [("nonsense", None), ("conv", "jpeg")])

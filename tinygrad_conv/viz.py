@@ -26,6 +26,7 @@ the engine works without it.
 
 from __future__ import annotations
 
+import math
 import re
 import shutil
 import sys
@@ -37,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from tinygrad_conv.conv_args import is_int
 from tinygrad_conv.ops import normalize_axes
 from tinygrad_conv.tensor import Tensor
 
@@ -522,45 +524,109 @@ def backward_graph(show_grad: bool = True):
     return graph
 
 
-def model_graph(show_grad: bool = False):
+def model_graph(show_grad: bool = False, depth: int = 0):
     """The demo CNN (train.build_model(seed=0)) and its cross-entropy loss on the first two training digits.
 
-    Ops are clustered by the module they ran in and parameters carry their dotted names ("0.weight"). The images
-    are given requires_grad=True so the first convolution's pad and im2col are part of the graph (without it they
-    would be constants, folded into one anonymous leaf).
+    depth 0 (torchview's idea): one box per layer with its input → output shape and parameter count (and, with
+    show_grad, the size ‖grad‖ of its parameters' gradient after loss.backward()), top to bottom.
+    depth 1: every op, clustered by the module it ran in, parameters with their dotted names ("0.weight"); the
+    images are given requires_grad=True so the first convolution's pad and im2col are part of the graph.
     """
     from tinygrad_conv import data, train
     from tinygrad_conv import functional as F
 
+    if not is_int(depth) or depth < 0:
+        raise ValueError(f"depth must be an int >= 0, got {depth!r}")
     model = train.build_model(seed=0)
     x_train, y_train, _, _ = data.load_split()
-    images = Tensor(data.standardize(x_train[:2]), requires_grad=True, name="images")
+    images = Tensor(data.standardize(x_train[:2]), requires_grad=depth > 0, name="images")
     labels = np.asarray(y_train[:2])
-    with module_scopes(model) as scopes:
-        logits = model(images)
+    calls: list[tuple[Any, tuple, Any]] = []
+    handles = [layer.register_forward_hook(lambda m, inputs, out: calls.append((m, inputs, out)))
+               for _, layer in model.named_children()]
+    try:
+        with module_scopes(model) as scopes:
+            logits = model(images)
+    finally:
+        for handle in handles:
+            handle.remove()
     logits.name = "logits"
     loss = F.cross_entropy(logits, labels)
     loss.name = "loss"
     if show_grad:
         loss.backward()
-    graph = draw_graph(loss, show_grad=show_grad, model=model, scopes=scopes, max_nodes=400)
-    graph.attr(label=f"the demo CNN on two digits (labels {', '.join(str(int(v)) for v in labels)}) "
-               "and its cross-entropy loss", labelloc="t", labeljust="l", fontname="Helvetica", fontsize="14")
+    title = (f"the demo CNN on two digits (labels {', '.join(str(int(v)) for v in labels)}) and its cross-entropy "
+             "loss")
+    if depth == 0:
+        graph = _layer_graph(model, calls, images, loss, show_grad)
+    else:
+        graph = draw_graph(loss, show_grad=show_grad, model=model, scopes=scopes, max_nodes=400, rankdir="TB")
+    graph.attr(label=title, labelloc="t", labeljust="l", fontname="Helvetica", fontsize="14")
     return graph
+
+
+def _layer_graph(model: Any, calls: list[tuple[Any, tuple, Any]], images: Tensor, loss: Tensor, show_grad: bool):
+    """One box per layer call: "name: Layer(args)", input → output shape, parameter count, ‖grad‖; an edge where a
+    layer's input is an earlier call's output (or the images), top to bottom."""
+    import graphviz
+
+    names = {id(module): name for name, module in model.named_children()}
+    graph = graphviz.Digraph("layers")
+    graph.attr(rankdir="TB", nodesep="0.2", ranksep="0.25")
+    graph.attr("node", fontname="Helvetica", fontsize="11", shape="plain")
+    graph.attr("edge", arrowsize="0.6", color="#555555")
+    producer = {id(images): "images"}
+    graph.node("images", _table([f"images<BR/><FONT POINT-SIZE=\"9\">{_shape(images)}</FONT>"], FILL["input"], 0,
+                                "black"))
+    for k, (module, inputs, output) in enumerate(calls):
+        params = list(module.parameters())
+        count = sum(p.size for p in params)
+        text = repr(module).splitlines()[0].rstrip("(")
+        cells = [f"<B>{_html(names.get(id(module), '?'))}: {_html(text)}</B><BR/>"
+                 f"<FONT POINT-SIZE=\"9\">{' , '.join(_shape(x) for x in inputs if isinstance(x, Tensor))} → "
+                 f"{_shape(output)}</FONT>"]
+        if count:
+            norm = math.sqrt(sum(float(np.sum(np.square(p.grad))) for p in params if p.grad is not None))
+            grad_text = f"<BR/>‖grad‖ {_number(norm)}" if show_grad and any(p.grad is not None for p in params) else ""
+            cells.append(f"{count:,} params{grad_text}")
+        node = f"layer{k}"
+        graph.node(node, _table(cells, FILL["parameter"] if count else FILL["result"], 0, "black"))
+        for x in inputs:
+            if isinstance(x, Tensor) and id(x) in producer:
+                graph.edge(producer[id(x)], node)
+        producer[id(output)] = node
+    graph.node("loss", _table([f"loss {_number(loss.item())}"], FILL["root"], 2, "black"))
+    last = producer.get(id(calls[-1][2])) if calls else "images"
+    graph.edge(last, "loss", label=" cross_entropy", fontsize="9")
+    return graph
+
+
+def _shape(tensor: Tensor) -> str:
+    return str(tuple(tensor.shape)).replace(" ", "")
 
 
 # ---------------------------------------------------------------- writing files, and the CLI
 
 
 def _resolve_format(path: Path, fmt: str | None) -> str:
-    """fmt in lower case ("gv" means "dot"), or out's suffix when it is a known format, else "svg"."""
-    if fmt is None:
-        suffix = path.suffix.lower().lstrip(".")
-        fmt = suffix if suffix in (*FORMATS, "gv") else "svg"
-    fmt = "dot" if fmt.lower() == "gv" else fmt.lower()
-    if fmt not in FORMATS:
-        raise ValueError(f"fmt must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    return fmt
+    """The format to write: out's extension decides (.svg, .png, .pdf, .dot or .gv) unless `fmt` is given; a
+    `fmt` that contradicts the extension, or an extension no format has, is an error (never a PNG named .svg)."""
+    suffix = path.suffix.lower().lstrip(".")
+    from_suffix = "dot" if suffix == "gv" else suffix
+    if fmt is not None:
+        fmt = "dot" if fmt.lower() == "gv" else fmt.lower()
+        if fmt not in FORMATS:
+            raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+        if suffix and from_suffix != fmt:
+            raise ValueError(f"--format {fmt} does not match the file name {path.name}: name it .{fmt} or drop "
+                             "--format to let the extension decide")
+        return fmt
+    if not suffix:
+        return "svg"
+    if from_suffix not in FORMATS:
+        raise ValueError(f"cannot write a graph as .{suffix} ({path.name}): use .svg, .png, .pdf or .gv, "
+                         "or pass --format")
+    return from_suffix
 
 
 def render(graph, out: str, fmt: str | None = None) -> tuple[str, bool]:
@@ -572,6 +638,7 @@ def render(graph, out: str, fmt: str | None = None) -> tuple[str, bool]:
     """
     path = Path(out)
     fmt = _resolve_format(path, fmt)
+    path.parent.mkdir(parents=True, exist_ok=True)
     if fmt != "dot":
         import graphviz
 
@@ -588,11 +655,13 @@ def render(graph, out: str, fmt: str | None = None) -> tuple[str, bool]:
     return str(path), False
 
 
-def graph_command(name: str, fmt: str | None, out: str | None, show_grad: bool) -> int:
-    """`tinygrad-conv graph NAME [--format F] [--out FILE] [--no-grad]`: draw, write, print the path and counts.
+def graph_command(name: str, fmt: str | None, out: str | None, show_grad: bool, depth: int = 0) -> int:
+    """`tinygrad-conv graph NAME [--format F] [--out FILE] [--no-grad] [--depth D]`: draw, write, print the path
+    and counts. --out's extension decides the format unless --format is given; its folders are created.
 
-    Exit code 2 for an unknown graph or format; without Graphviz's `dot` the DOT source is written (.gv) with
-    a one-line install hint, and the code is 1 only when an image format was asked for with --format.
+    Exit code 2 for an unknown graph or format, or a format that contradicts the file name; without Graphviz's
+    `dot` the DOT source is written (.gv) with a one-line install hint, and the code is 1 only when an image format
+    was asked for with --format.
     """
     if name not in GRAPH_NAMES:
         print(f"tinygrad-conv: error: unknown graph {name!r}: choose derivation, conv, backward or model",
@@ -603,8 +672,16 @@ def graph_command(name: str, fmt: str | None, out: str | None, show_grad: bool) 
         return 2
     fmt = None if fmt is None else fmt.lower()
     out = out or f"{name}.{fmt or 'svg'}"
-    build = {"derivation": derivation_graph, "conv": conv_graph, "backward": backward_graph, "model": model_graph}[name]
-    graph = build(show_grad=show_grad)
+    try:
+        _resolve_format(Path(out), fmt)
+    except ValueError as error:
+        print(f"tinygrad-conv: error: {error}", file=sys.stderr)
+        return 2
+    if name == "model":
+        graph = model_graph(show_grad=show_grad, depth=depth)
+    else:
+        build = {"derivation": derivation_graph, "conv": conv_graph, "backward": backward_graph}[name]
+        graph = build(show_grad=show_grad)
     try:
         path, rendered = render(graph, out, fmt)
     except OSError as error:
