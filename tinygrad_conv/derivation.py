@@ -40,7 +40,7 @@ def _show(name: str, array: np.ndarray, out: Callable[[str], None]) -> None:
 def report(out: Callable[[str], None] = print) -> bool:
     """Print both examples; True when every gradient matches exactly."""
     all_exact = True
-    out("1) The seed's example: a 4×4 image, kernel [[a, b], [c, d]] = [[1, 2], [3, 4]],")
+    out("1) The flipped-kernel example of the README: a 4×4 image, kernel [[a, b], [c, d]] = [[1, 2], [3, 4]],")
     out("   padded top/left so the output keeps the input's size (padding=((1, 0), (1, 0))).")
     x = np.arange(1, 17, dtype=np.float64).reshape(1, 1, 4, 4)
     weight = np.array([[[[1.0, 2.0], [3.0, 4.0]]]])
