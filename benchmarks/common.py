@@ -207,7 +207,8 @@ def _blas_lines() -> list[str]:
                     f"{os.path.basename(info.get('filepath', ''))}"
                 )
     except ImportError:
-        lines.append("BLAS (threadpoolctl): threadpoolctl not installed")
+        lines.append("BLAS: threadpoolctl is not installed (pip install threadpoolctl shows which BLAS and kernels "
+                     "numpy loaded)")
     try:
         blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
         lines.append(f"BLAS (numpy build): {blas.get('name')} {blas.get('version')}; "
