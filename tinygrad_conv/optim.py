@@ -67,7 +67,7 @@ class Optimizer:
                 raise TypeError(f"params[{index}] must be a Parameter, got {type(param).__name__}")
             if not param.requires_grad:
                 raise TypeError(f"params[{index}] is a Tensor with requires_grad=False: it would never get a grad")
-            if param._ctx is not None:
+            if param.op is not None:
                 raise TypeError(f"params[{index}] is the result of an op, not a leaf tensor: it cannot be optimized")
             if id(param) in first_index:
                 raise ValueError(f"params[{index}] is the same tensor as params[{first_index[id(param)]}]: "
