@@ -2,7 +2,8 @@
 
 As micrograd's `draw_dot`, left to right: one record node per tensor — name, shape, and `data | grad` when the
 tensor holds at most `max_values` numbers — and one small node per op, with an edge from every input in argument
-order (`x * x` draws TWO edges from x into one `*` node; a two-input op labels them 0 and 1 at the op's end).
+order (`x * x` draws TWO edges from x into one `*` node; an op whose inputs' order matters — −, /, matmul —
+labels them 0 and 1 at the op's end).
 
 Fill colours tell the tensors apart:
     white   an op's result                     blue   a parameter (a leaf with requires_grad=True)
@@ -52,6 +53,7 @@ OP_LABELS = {
     "Clamp": "clamp",
 }  # fmt: skip
 
+COMMUTATIVE = ("Add", "Mul")  # ops whose input order carries nothing: their edges are not numbered
 FILL = {"result": "white", "parameter": "#cfe2ff", "input": "#d4f0d4", "constant": "#e6e6e6", "root": "#fff2a8"}
 HIGHLIGHT = "#d62728"
 GRAPH_NAMES = ("derivation", "conv", "backward", "model")
@@ -179,7 +181,7 @@ def _draw(root: Tensor | Sequence[Tensor], *, show_data: bool, show_grad: bool, 
         out_red = id(tensor) in highlighted
         for position, parent in enumerate(tensor.parents):
             attrs = {}
-            if len(tensor.parents) >= 2:
+            if len(tensor.parents) >= 2 and tensor.op.name not in COMMUTATIVE:  # a + b = b + a: no order to show
                 attrs.update(headlabel=str(position), labelfontsize="8", labelfontcolor="#777777")
             if out_red and id(parent) in highlighted:
                 attrs.update(color=HIGHLIGHT, penwidth="2")
@@ -414,19 +416,22 @@ def scalar_conv_example(image: Any = None, kernel: Any = None, size: int = 3) ->
                         product.name = f"x{r}{c}·{KERNEL_NAMES[u][v]}"
                         products[(i, j, u, v)] = product
                         taps.append(product)
-            y = _tree_sum(taps)
-            y.name = f"y{i}{j}"
+            y = _tree_sum(taps, f"y{i}{j}")
             row.append(y)
         outputs.append(row)
-    loss = _tree_sum([y for row in outputs for y in row])
-    loss.name = "L"
+    loss = _tree_sum([y for row in outputs for y in row], "L")
     return ScalarConv(pixels, weights, outputs, loss, products)
 
 
-def _tree_sum(terms: list[Tensor]) -> Tensor:
-    """t0 + t1 + … as a balanced tree of additions (depth ⌈log2 n⌉)."""
+def _tree_sum(terms: list[Tensor], name: str) -> Tensor:
+    """t0 + t1 + … as a balanced tree of additions (depth ⌈log2 n⌉), named `name`; the partial sums inside it are
+    named after it with a prime (y00′), so no box is anonymous."""
     while len(terms) > 1:
         terms = [terms[k] + terms[k + 1] if k + 1 < len(terms) else terms[k] for k in range(0, len(terms), 2)]
+        for term in terms:
+            if term.name is None:
+                term.name = f"{name}′"
+    terms[0].name = name
     return terms[0]
 
 
