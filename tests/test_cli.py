@@ -13,7 +13,7 @@ from tinygrad_conv import data, serialization
 from tinygrad_conv.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
-RUN_FILES = {"model.npz", "metrics.json", "curves.png", "filters.png", "confusion.png"}
+RUN_FILES = {"model.npz", "metrics.json", "curves.png", "filters.png", "confusion.png", "checkpoint.npz"}
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,10 @@
 import os
 import pathlib
 import pickle
+import re
+import signal
+import subprocess
+import sys
 import zipfile
 
 import numpy as np
@@ -250,3 +254,142 @@ def test_load_metadata_refuses_metadata_that_is_not_json(tmp_path):
     np.savez(path, **{serialization.METADATA_KEY: np.frombuffer(b"\xff{oops", np.uint8)})
     with pytest.raises(CheckpointError, match="is not UTF-8 JSON of an object"):
         serialization.load_metadata(path)
+
+
+# ---------------------------------------------------------------- reliability, round two (issue 15)
+
+
+def test_a_temporary_file_left_by_a_killed_save_is_removed_by_the_next_save(tmp_path):
+    path = tmp_path / "model.npz"
+    stale = tmp_path / ".model.npz.abc123.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    other = tmp_path / ".other.npz.abc123.tmp"  # another path's temporary file is not ours to remove
+    other.write_bytes(b"")
+    serialization.save({"a": np.zeros(2)}, path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.npz.abc123.tmp", "model.npz"]
+
+
+def test_sigterm_during_a_save_is_held_until_the_file_is_whole(tmp_path, monkeypatch):
+    path = tmp_path / "model.npz"
+    real_write = serialization._write_npz
+    received = []
+
+    def write_and_get_terminated(file, arrays):
+        os.kill(os.getpid(), signal.SIGTERM)
+        real_write(file, arrays)
+
+    class Terminated(Exception):
+        pass
+
+    def handler(signum, frame):
+        received.append(signum)
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        monkeypatch.setattr(serialization, "_write_npz", write_and_get_terminated)
+        with pytest.raises(Terminated):
+            serialization.save({"a": np.arange(3.0)}, path)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert received == [signal.SIGTERM]
+    assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]
+    assert serialization.load(path)["a"].tolist() == [0.0, 1.0, 2.0]
+
+
+def test_a_process_killed_by_sigterm_mid_save_leaves_no_temporary_file(tmp_path):
+    script = (
+        "import os, signal, sys, numpy as np\n"
+        "from tinygrad_conv import serialization\n"
+        "real = serialization._write_npz\n"
+        "def write(file, arrays):\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    real(file, arrays)\n"
+        "serialization._write_npz = write\n"
+        "serialization.save({'a': np.ones(1000)}, sys.argv[1])\n"
+        "print('not reached')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "model.npz")], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == -signal.SIGTERM and "not reached" not in done.stdout
+    assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]  # finished before the signal took effect
+    assert serialization.load(tmp_path / "model.npz")["a"].sum() == 1000
+
+
+def test_the_directory_is_fsynced_after_the_rename(tmp_path, monkeypatch):
+    calls = []
+    real_replace, real_fsync = os.replace, os.fsync
+    monkeypatch.setattr(os, "replace", lambda *a: (calls.append("replace"), real_replace(*a))[1])
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append("dir" if os.path.isdir(f"/proc/self/fd/{fd}")
+                                                              else "file"), real_fsync(fd))[1])
+    serialization.save({"a": np.zeros(1)}, tmp_path / "model.npz")
+    assert calls == ["file", "replace", "dir"]
+
+
+@pytest.mark.parametrize(("keys", "match"), [
+    (["a", "a.npy"], "collide"),
+    (["a\0b"], "NUL"),
+    (["layer/weight"], "contains /"),
+])
+def test_keys_that_would_not_read_back_are_refused_before_writing(tmp_path, keys, match):
+    with pytest.raises(ValueError, match=match):
+        serialization.save({key: np.zeros(1) for key in keys}, tmp_path / "model.npz")
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_key_ending_in_npy_alone_round_trips(tmp_path):
+    serialization.save({"b.npy": np.ones(2), "a": np.zeros(1)}, tmp_path / "model.npz")
+    loaded = serialization.load(tmp_path / "model.npz")
+    assert loaded["b.npy"].tolist() == [1.0, 1.0] and loaded["a"].tolist() == [0.0]
+
+
+@pytest.mark.parametrize("array", [np.array(["x"]), np.array([b"x"]), np.array(["2024-01-01"], "datetime64[D]"),
+                                   np.array([1], "timedelta64[s]"), np.array([1 + 2j])])
+def test_non_numeric_arrays_are_refused_on_save_and_on_load(tmp_path, array):
+    with pytest.raises(TypeError, match="bool, integer and float"):
+        serialization.save({"a": array}, tmp_path / "model.npz")
+    assert os.listdir(tmp_path) == []
+    np.savez(tmp_path / "foreign.npz", a=array)
+    with pytest.raises(CheckpointError, match=re.escape(f"'a' has dtype {array.dtype}")):
+        serialization.load(tmp_path / "foreign.npz")
+
+
+def test_a_fifo_is_refused_without_hanging(tmp_path):
+    fifo = tmp_path / "model.npz"
+    os.mkfifo(fifo)
+    with pytest.raises(CheckpointError, match="not a regular file"):
+        serialization.load(fifo)
+    with pytest.raises(CheckpointError, match="not a regular file"):
+        serialization.load_metadata(fifo)
+
+
+def _bomb(path, megabytes: int) -> None:
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("w.npy", "w", force_zip64=True) as entry:
+            np.lib.format.write_array_header_1_0(entry, {"descr": "<f4", "fortran_order": False,
+                                                         "shape": (megabytes * 2**18,)})
+            zeros = bytes(2**20)
+            for _ in range(megabytes):
+                entry.write(zeros)
+
+
+def test_a_zip_bomb_is_refused_by_its_declared_size(tmp_path):
+    path = tmp_path / "bomb.npz"
+    _bomb(path, 65)  # 65 MiB of zeros in about 65 KB; the same holds for 1 GiB in 1 MB
+    assert path.stat().st_size < 200_000
+    with pytest.raises(CheckpointError, match="declares 68,157,[0-9]{3} bytes .* more than the 67,108,864 allowed"):
+        serialization.load(path)
+    small = tmp_path / "small.npz"
+    _bomb(small, 2)
+    with pytest.raises(CheckpointError, match="max_bytes"):
+        serialization.load(small, max_bytes=2**20)
+    assert serialization.load(small)["w"].shape == (2 * 2**18,)
+
+
+def test_an_array_header_larger_than_its_member_is_refused(tmp_path):
+    path = tmp_path / "liar.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        with archive.open("w.npy", "w") as entry:
+            np.lib.format.write_array_header_1_0(entry, {"descr": "<f8", "fortran_order": False, "shape": (2**40,)})
+    with pytest.raises(CheckpointError, match="declares shape"):
+        serialization.load(path)

@@ -1,10 +1,15 @@
-"""Pictures of a training run (matplotlib, imported here only): curves, first-layer filters, confusion matrix."""
+"""Pictures of a training run (matplotlib, imported here only): curves, first-layer filters, confusion matrix.
+
+Each PNG is written atomically (serialization.atomic_write): a crash or a full disk never leaves half a picture.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+
+from tinygrad_conv.serialization import atomic_write
 
 
 def _pyplot():
@@ -14,6 +19,13 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _save(plt, fig, path: Path) -> None:
+    try:
+        atomic_write(path, lambda file: fig.savefig(file, format="png", dpi=110))
+    finally:
+        plt.close(fig)
 
 
 def plot_curves(history: list[dict], path: Path) -> None:
@@ -28,8 +40,7 @@ def plot_curves(history: list[dict], path: Path) -> None:
     acc_ax.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
     acc_ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def plot_filters(weight: np.ndarray, path: Path) -> None:
@@ -47,8 +58,7 @@ def plot_filters(weight: np.ndarray, path: Path) -> None:
             ax.set_title(f"filter {k}", fontsize=8)
     fig.suptitle("first-layer kernels (red +, blue −)", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def plot_confusion(confusion: np.ndarray, path: Path, classes: list[str] | None = None) -> None:
@@ -67,5 +77,4 @@ def plot_confusion(confusion: np.ndarray, path: Path, classes: list[str] | None 
     ax.set_xticklabels(classes, rotation=90 if max(map(len, classes)) > 2 else 0, fontsize=7)
     ax.set_yticklabels(classes, fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path)

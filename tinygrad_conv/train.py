@@ -22,13 +22,15 @@ One seed fixes the weights' initialisation and the batch order, so two runs give
 from __future__ import annotations
 
 import math
+import numbers
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from tinygrad_conv import data, datasets, nn, optim
+from tinygrad_conv import allocator, data, datasets, nn, optim, serialization
 from tinygrad_conv import functional as F
 from tinygrad_conv.tensor import Tensor, no_grad
 
@@ -137,8 +139,9 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "seed", "shift"):
             value = getattr(self, name)
             least = 0 if name in ("seed", "shift") else 1
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < least:
                 raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
+            setattr(self, name, int(value))  # numpy integers are integers; stored as int so asdict() is JSON
         if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not math.isfinite(self.lr) \
                 or self.lr <= 0:
             raise ValueError(f"lr must be a positive finite number, got {self.lr!r}")
@@ -205,24 +208,45 @@ def train(
     log: Callable[[str], None] = print,
     split: tuple[np.ndarray, ...] | None = None,
     dataset: datasets.Dataset | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    resume: bool = False,
 ) -> TrainResult:
     """Train config.model on config.data; returns the model, metrics (accuracies, losses per epoch, seconds,
     images/s) and the checkpoint's metadata.
 
     split: (x_train, y_train, x_test, y_test) of 8×8 digits with pixels in [0, 1], instead of config.data.
     dataset: a datasets.Dataset already loaded, instead of config.data.
+    checkpoint: a file the whole training state (weights, optimizer state, RNG states, epoch, history, config) is
+        written to, atomically, after every epoch: save_training_state.
+    resume: continue from the state in `checkpoint` (same config and data): the run ends with the same bits as
+        one never interrupted.
     """
+    allocator.keep_freed_memory()  # the training loop's explicit opt-in to glibc's raised thresholds: allocator.py
     if dataset is None:
         dataset = _digits_split(split) if split is not None else datasets.load(config.data, config.image_size)
     x_train, y_train, x_test, y_test = dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test
+    if len(x_train) == 0:
+        raise ValueError(f"the training set of {dataset.name!r} is empty: there is nothing to train on")
     x_test = dataset.standardize(x_test)
     model_name = config.model or default_model(dataset.image_size)
     model = build(model_name, config.seed, dataset.in_channels, dataset.num_classes, dataset.image_size)
     optimizer = make_optimizer(config, list(model.parameters()))
     order_rng = np.random.default_rng(config.seed + 1)
-    history, train_seconds, skipped = [], 0.0, 0
+    history, train_seconds, skipped, first_epoch = [], 0.0, 0, 1
+    if resume:
+        if checkpoint is None:
+            raise ValueError("resume=True needs the checkpoint to resume from (checkpoint=PATH)")
+        saved = load_training_state(checkpoint, model, optimizer, _generators(model, order_rng))
+        if saved["config"] != asdict(config):
+            raise ValueError(f"checkpoint {os.fspath(checkpoint)!r} was written by another config: "
+                             f"{saved['config']}, not {asdict(config)}")
+        history, train_seconds, skipped = saved["history"], saved["train_seconds"], saved["skipped_batches"]
+        first_epoch = saved["epoch"] + 1
+        if first_epoch > config.epochs:
+            raise ValueError(f"checkpoint {os.fspath(checkpoint)!r} has finished all {config.epochs} epochs already")
+    meta = checkpoint_metadata(model_name, dataset, config)
 
-    for epoch in range(1, config.epochs + 1):
+    for epoch in range(first_epoch, config.epochs + 1):
         model.train()
         optimizer.lr = cosine_lr(config.lr, epoch - 1, config.epochs)
         started = time.perf_counter()
@@ -254,16 +278,22 @@ def train(
             if progress:
                 bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.3f}", refresh=False)
         seconds = time.perf_counter() - started
-        train_seconds += seconds
-        test_predictions = predict(model, x_test)
-        test_accuracy = float((test_predictions == y_test).mean())
-        history.append({
-            "epoch": epoch,
-            "train_loss": total_loss / seen if seen else math.nan,  # nan: every batch of the epoch was skipped
-            "train_accuracy": correct / seen if seen else math.nan,
-            "test_accuracy": test_accuracy,
-            "seconds": seconds,
-        })
+        with serialization.signals_deferred():  # a Ctrl-C from here on acts once this epoch's checkpoint is written
+            train_seconds += seconds
+            test_predictions = predict(model, x_test)
+            test_accuracy = float((test_predictions == y_test).mean())
+            history.append({
+                "epoch": epoch,
+                "train_loss": total_loss / seen if seen else math.nan,  # nan: every batch of the epoch was skipped
+                "train_accuracy": correct / seen if seen else math.nan,
+                "test_accuracy": test_accuracy,
+                "seconds": seconds,
+            })
+            if checkpoint is not None:
+                confusion = confusion_matrix(y_test, test_predictions, dataset.num_classes).tolist()
+                save_training_state(checkpoint, model, optimizer, _generators(model, order_rng), {
+                    "epoch": epoch, "config": asdict(config), "history": history, "train_seconds": train_seconds,
+                    "skipped_batches": skipped, "confusion": confusion, "model_metadata": meta})
         log(f"epoch {epoch:>3}/{config.epochs}  loss {history[-1]['train_loss']:.4f}  "
             f"train {100 * history[-1]['train_accuracy']:.1f}%  test {100 * test_accuracy:.1f}%  {seconds:.2f} s")
 
@@ -281,7 +311,101 @@ def train(
         "model": model_name,
         "classes": dataset.classes,
     }
-    return TrainResult(model, metrics, checkpoint_metadata(model_name, dataset, config))
+    return TrainResult(model, metrics, meta)
+
+
+# ---------------------------------------------------------------- the training state, for --resume
+
+TRAINING_STATE_FORMAT = "tinygrad-conv training state 1"
+
+
+def _generators(model: nn.Module, order_rng: np.random.Generator) -> dict[str, np.random.Generator]:
+    """Every random generator training draws from, by a stable name: the batch order and shifts ("order"), and
+    each module's own (Dropout's), by the module's name."""
+    generators = {"order": order_rng}
+    for name, module in model.named_modules():
+        if isinstance(getattr(module, "rng", None), np.random.Generator):
+            generators[f"module:{name}"] = module.rng
+    return generators
+
+
+def _optimizer_state_dict(optimizer: optim.Optimizer) -> dict:
+    """The optimizer's state in PyTorch's layout, {"state": {param index: {name: value}}}, read from its
+    per-parameter `state` dicts. Stand-in for optimizer.state_dict() until optim.py has it (then call that)."""
+    return {"state": {index: dict(optimizer.state[param]) for index, param in enumerate(optimizer.params)
+                      if optimizer.state[param]}}
+
+
+def _load_optimizer_state_dict(optimizer: optim.Optimizer, state_dict: dict) -> None:
+    """Inverse of _optimizer_state_dict (later: optimizer.load_state_dict(state_dict)); checks indices and shapes."""
+    for param in optimizer.params:
+        optimizer.state[param].clear()
+    for index, state in state_dict["state"].items():
+        if not 0 <= index < len(optimizer.params):
+            raise ValueError(f"optimizer state for parameter {index}, but the optimizer has {len(optimizer.params)}")
+        param = optimizer.params[index]
+        for name, value in state.items():
+            if value.ndim == 0 and value.dtype.kind in "iu":
+                optimizer.state[param][name] = int(value)  # a step count stays a Python int, as the optimizer keeps it
+            elif value.shape != param.shape or value.dtype != param.data.dtype:
+                raise ValueError(f"optimizer state {name!r} of parameter {index} is {value.dtype} {value.shape}, the "
+                                 f"parameter is {param.data.dtype} {param.shape}")
+            else:
+                optimizer.state[param][name] = value.copy()
+
+
+def save_training_state(path: str | os.PathLike, model: nn.Module, optimizer: optim.Optimizer,
+                        generators: dict[str, np.random.Generator], info: dict) -> None:
+    """One .npz (serialization.save, atomic): "model.<key>" weights, "optimizer.<index>.<name>" optimizer state,
+    and as metadata `info` (epoch, config, history…) with every generator's bit_generator.state."""
+    arrays = {f"model.{key}": value for key, value in model.state_dict().items()}
+    for index, state in _optimizer_state_dict(optimizer)["state"].items():
+        arrays.update({f"optimizer.{index}.{name}": np.asarray(value) for name, value in state.items()})
+    rng = {name: generator.bit_generator.state for name, generator in generators.items()}
+    serialization.save(arrays, path, metadata={"format": TRAINING_STATE_FORMAT, **json_safe(info), "rng": rng})
+
+
+def load_training_state(path: str | os.PathLike, model: nn.Module, optimizer: optim.Optimizer,
+                        generators: dict[str, np.random.Generator]) -> dict:
+    """Put the state save_training_state wrote back into model, optimizer and generators; returns its info (the
+    history's nulls back to NaN). ValueError (CheckpointError included) for a file that does not fit."""
+    info = read_training_info(path)
+    arrays = serialization.load(path)
+    model.load_state_dict({key[len("model."):]: value for key, value in arrays.items() if key.startswith("model.")})
+    optimizer_state: dict[int, dict] = {}
+    for key, value in arrays.items():
+        if key.startswith("optimizer."):
+            _, index, name = key.split(".", 2)
+            optimizer_state.setdefault(int(index), {})[name] = value
+    _load_optimizer_state_dict(optimizer, {"state": optimizer_state})
+    if set(info["rng"]) != set(generators):
+        raise ValueError(f"checkpoint {os.fspath(path)!r} holds random states {sorted(info['rng'])}, the model "
+                         f"needs {sorted(generators)}")
+    for name, generator in generators.items():
+        generator.bit_generator.state = info["rng"][name]
+    for epoch in info["history"]:
+        epoch.update({k: math.nan for k in ("train_loss", "train_accuracy") if epoch[k] is None})
+    return info
+
+
+def read_training_info(path: str | os.PathLike) -> dict:
+    """The metadata of a training-state file (epoch, config, history, model_metadata…); ValueError if it is none."""
+    info = serialization.load_metadata(path)
+    if info.get("format") != TRAINING_STATE_FORMAT:
+        raise serialization.CheckpointError(f"{os.fspath(path)!r} is not a training state (checkpoint.npz) of "
+                                            "tinygrad-conv train")
+    return info
+
+
+def json_safe(value):
+    """`value` with every NaN/inf float replaced by None, so json.dumps(..., allow_nan=False) accepts it."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    return value
 
 
 def checkpoint_metadata(model_name: str, dataset: datasets.Dataset, config: TrainConfig | None = None) -> dict:

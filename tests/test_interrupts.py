@@ -1,0 +1,283 @@
+"""Reliability, round two (issue 15): interrupted runs, resuming, racing runs, failing writes, broken results.
+
+The signal tests are real: `tinygrad-conv train` runs in a subprocess and gets SIGINT or SIGTERM mid-epoch."""
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tinygrad_conv import cli, serialization
+from tinygrad_conv.cli import main
+from tinygrad_conv.train import TrainConfig, train
+
+# 2 epochs of the digits CNN with its default batches: an epoch is long enough (~1 s) to interrupt inside it
+ARGS = ["--epochs", "2", "--no-progress"]
+
+
+def _digest(path: Path) -> str:
+    arrays = serialization.load(path)
+    sha = hashlib.sha256()
+    for name, array in sorted(arrays.items()):
+        sha.update(name.encode() + array.tobytes())
+    return sha.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    out = tmp_path_factory.mktemp("whole") / "run"
+    assert main(["train", *ARGS, "--out", str(out)]) == 0
+    return out
+
+
+def _interrupt_after_first_checkpoint(out: Path, signum: int) -> subprocess.CompletedProcess:
+    process = subprocess.Popen([sys.executable, "-m", "tinygrad_conv", "train", *ARGS, "--out", str(out)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (out / "checkpoint.npz").exists():
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.01)
+    time.sleep(0.1)  # inside epoch 2
+    process.send_signal(signum)
+    stdout, stderr = process.communicate(timeout=60)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signalled_run_keeps_its_last_epoch_and_resumes_to_the_same_bits(signum, code, uninterrupted, tmp_path):
+    out = tmp_path / "run"
+    done = _interrupt_after_first_checkpoint(out, signum)
+    name = signal.Signals(signum).name
+    assert done.returncode == code, done.stderr
+    assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    assert f"interrupted by {name} after epoch 1/2" in done.stderr and f"--resume {out}" in done.stderr
+    files = {p.name for p in out.iterdir()}
+    assert files == {"model.npz", "metrics.json", "curves.png", "filters.png", "confusion.png", "checkpoint.npz"}
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["interrupted"] is True and metrics["signal"] == name and metrics["epochs_completed"] == 1
+    assert len(metrics["history"]) == 1
+    assert not any(p.name.endswith(".tmp") for p in out.iterdir())
+    assert main(["evaluate", str(out)]) == 0  # the epoch-1 model is a working checkpoint
+
+    assert main(["train", "--resume", str(out), "--no-progress"]) == 0
+    assert _digest(out / "model.npz") == _digest(uninterrupted / "model.npz")
+    assert _digest(out / "checkpoint.npz") == _digest(uninterrupted / "checkpoint.npz")  # optimizer + RNG states
+    resumed = json.loads((out / "metrics.json").read_text())
+    whole = json.loads((uninterrupted / "metrics.json").read_text())
+    assert "interrupted" not in resumed
+    drop = ("seconds", "train_seconds", "images_per_second", "history")
+    assert {k: v for k, v in resumed.items() if k not in drop} == {k: v for k, v in whole.items() if k not in drop}
+    assert [h["test_accuracy"] for h in resumed["history"]] == [h["test_accuracy"] for h in whole["history"]]
+
+
+def test_resume_is_bit_identical_for_adam_and_a_model_with_dropout(tmp_path):
+    quiet = {"progress": False, "log": lambda line: None}
+    from tinygrad_conv import data
+
+    x_train, y_train, x_test, y_test = data.load_split()
+    quiet["split"] = (x_train[:256], y_train[:256], x_test[:64], y_test[:64])
+    config = TrainConfig(epochs=2, optimizer="adam", batch_size=32)
+    whole = train(config, **quiet)
+
+    class Stop(Exception):
+        pass
+
+    lines = []
+
+    def stop_after_one_epoch(line):
+        lines.append(line)
+        raise Stop
+
+    with pytest.raises(Stop):
+        train(config, checkpoint=tmp_path / "state.npz", progress=False, log=stop_after_one_epoch,
+              split=quiet["split"])
+    resumed = train(config, checkpoint=tmp_path / "state.npz", resume=True, **quiet)
+    for (name, a), (_, b) in zip(sorted(whole.model.state_dict().items()), sorted(resumed.model.state_dict().items())):
+        assert a.tobytes() == b.tobytes(), name
+    with pytest.raises(ValueError, match="finished all 2 epochs"):
+        train(config, checkpoint=tmp_path / "state.npz", resume=True, **quiet)
+    with pytest.raises(ValueError, match="another config"):
+        train(TrainConfig(epochs=3, optimizer="adam", batch_size=32), checkpoint=tmp_path / "state.npz",
+              resume=True, **quiet)
+
+
+def test_a_run_interrupted_before_its_first_epoch_leaves_metrics_and_resumes(tmp_path, monkeypatch, capsys):
+    import tinygrad_conv.train as train_module
+
+    real_batches = train_module.data.batches
+
+    def batches_then_ctrl_c(*args, **kwargs):
+        yield next(real_batches(*args, **kwargs))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module.data, "batches", batches_then_ctrl_c)
+    monkeypatch.setattr(cli, "_raise_interrupted", cli._raise_interrupted)
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):  # in-process: Python's own SIGINT handler is the one that raises
+        main(["train", "--epochs", "1", "--no-progress", "--out", str(out)])
+    # the CLI turns a real signal into its one-line exit; here we drive that path directly
+    assert cli._write_interrupted(out, TrainConfig(epochs=1), _digits(), signal.SIGINT) == 130
+    assert "before its first epoch ended" in capsys.readouterr().err
+    assert json.loads((out / "metrics.json").read_text())["epochs_completed"] == 0
+    monkeypatch.setattr(train_module.data, "batches", real_batches)
+    assert main(["train", "--resume", str(out), "--no-progress"]) == 0
+    assert (out / "model.npz").exists()
+
+
+def _digits():
+    from tinygrad_conv import datasets
+
+    return datasets.load("digits")
+
+
+def test_resume_refuses_what_it_cannot_continue(tmp_path, uninterrupted, capsys):
+    assert main(["train", "--resume", str(tmp_path)]) == 2
+    assert "no checkpoint.npz" in capsys.readouterr().err
+    assert main(["train", "--resume", str(uninterrupted)]) == 2
+    assert "finished all 2 epochs already" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- concurrent runs
+
+
+def test_racing_threads_each_get_their_own_run_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    made, errors = [], []
+
+    def make():
+        try:
+            for _ in range(25):
+                out, lock = cli._run_directory(None, False)
+                made.append(out)
+                lock.release()
+        except Exception as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=make) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors and len(made) == 200 and len(set(made)) == 200
+    assert all(path.is_dir() and not any(path.iterdir()) for path in made)
+    assert not list(Path("runs").glob(".write-test*"))
+
+
+def test_two_runs_racing_for_one_out_directory_one_wins_one_is_told(tmp_path):
+    out = tmp_path / "shared"
+    command = [sys.executable, "-m", "tinygrad_conv", "train", "--epochs", "1", "--no-progress", "--out", str(out)]
+    processes = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(3)]
+    results = [(p.wait(timeout=120), p.stderr.read()) for p in processes]
+    assert sorted(code for code, _ in results) == [0, 2, 2], results
+    for code, err in results:
+        if code == 2:
+            assert err.count("\n") == 1 and ("being used by another training run" in err or "already holds" in err)
+    assert json.loads((out / "metrics.json").read_text())["epochs"] == 1
+    assert not (out / ".lock").exists()
+
+
+def test_a_locked_out_directory_is_refused_even_with_force(tmp_path, capsys):
+    out = tmp_path / "busy"
+    out.mkdir()
+    lock = cli._RunLock(out)
+    try:
+        assert main(["train", "--epochs", "1", "--no-progress", "--out", str(out), "--force"]) == 2
+        assert "is being used by another training run" in capsys.readouterr().err
+    finally:
+        lock.release()
+
+
+# ---------------------------------------------------------------- failing writes
+
+
+@pytest.mark.parametrize("failing", ["model.npz", "metrics.json", "curves.png"])
+def test_a_full_disk_is_one_line_naming_the_file_and_no_empty_metrics(failing, tmp_path, monkeypatch, capsys):
+    real = serialization.atomic_write
+
+    def full_disk(path, write):
+        if Path(path).name == failing:
+            raise OSError(28, "No space left on device", os.fspath(path))
+        real(path, write)
+
+    monkeypatch.setattr(serialization, "atomic_write", full_disk)
+    monkeypatch.setattr("tinygrad_conv.plots.atomic_write", full_disk)
+    out = tmp_path / "run"
+    assert main(["train", "--epochs", "1", "--no-progress", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err == f"tinygrad-conv: error: cannot write {out / failing}: No space left on device\n"
+    assert not (out / "metrics.json").exists() or json.loads((out / "metrics.json").read_text())
+    if failing != "model.npz":
+        assert (out / "model.npz").exists()  # the model is written first
+    assert not any(p.name.endswith(".tmp") for p in out.iterdir())
+
+
+def test_metrics_json_is_strict_json_with_null_for_nan(tmp_path, capsys):
+    out = tmp_path / "run"
+    epoch = {"epoch": 1, "train_loss": float("nan"), "train_accuracy": float("inf"), "test_accuracy": 0.5,
+             "seconds": 0.1}
+    metrics = {"test_accuracy": 0.5, "history": [epoch], "confusion": [[1, 0], [0, 1]]}
+    out.mkdir()
+    from tinygrad_conv.train import build_model
+
+    cli._write_outputs(out, build_model().state_dict(), {}, metrics, ["a", "b"])
+    text = (out / "metrics.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text)["history"][0]["train_loss"] is None
+    assert "null where a value was NaN" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- broken results
+
+
+def test_evaluate_refuses_nan_weights_naming_the_parameter(uninterrupted, tmp_path, capsys):
+    weights = serialization.load(uninterrupted / "model.npz")
+    weights["2.weight"][0, 0, 0, 0] = np.nan
+    metadata = serialization.load_metadata(uninterrupted / "model.npz")
+    serialization.save(weights, tmp_path / "model.npz", metadata=metadata)
+    assert main(["evaluate", str(tmp_path / "model.npz")]) == 1
+    err = capsys.readouterr().err
+    assert "parameter '2.weight' has 1 NaN/inf value" in err and err.count("\n") == 1
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_a_run_ending_at_chance_warns_and_says_so_in_its_metrics(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["train", "--epochs", "1", "--lr", "1e9", "--on-nonfinite", "skip", "--no-progress", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 0  # the run completed; see --on-nonfinite's help
+    assert "is at chance level" in captured.err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["at_chance"] is True
+
+
+def test_an_empty_training_set_is_a_clear_value_error():
+    empty = np.zeros((0, 1, 8, 8), np.float32)
+    with pytest.raises(ValueError, match="training set .* is empty"):
+        train(TrainConfig(epochs=1), progress=False, log=lambda line: None,
+              split=(empty, np.zeros(0, np.int64), np.zeros((2, 1, 8, 8), np.float32), np.zeros(2, np.int64)))
+
+
+def test_numpy_integers_are_integers_in_the_config():
+    config = TrainConfig(epochs=np.int64(2), batch_size=np.int32(16), seed=np.uint8(3))
+    assert (config.epochs, config.batch_size, config.seed) == (2, 16, 3) and type(config.epochs) is int
+    json.dumps(config.__dict__)
+
+
+def test_training_opts_in_to_keeping_freed_memory(monkeypatch):
+    import tinygrad_conv.train as train_module
+
+    calls = []
+    monkeypatch.setattr(train_module.allocator, "keep_freed_memory", lambda: calls.append(1) or True)
+    with pytest.raises(ValueError):
+        train(TrainConfig(epochs=1), progress=False, split=(np.zeros((0, 1, 8, 8)), np.zeros(0, np.int64),
+                                                            np.zeros((0, 1, 8, 8)), np.zeros(0, np.int64)))
+    assert calls == [1]
