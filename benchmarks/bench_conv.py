@@ -16,6 +16,7 @@ import time
 import numpy as np
 from common import (
     OpTimers,
+    Worker,
     fmt,
     geomean,
     matmul_gflops,
@@ -93,6 +94,14 @@ def torch_step(torch, case: dict[str, np.ndarray], pad: int, conv=None):
     return step
 
 
+def remote_torch_step(shape: tuple[int, ...], dtype_name: str, composed: bool = False):
+    """torch_step for a Worker process: the same case (make_case is seeded), torch's conv2d or our composition."""
+    import torch
+
+    case = make_case(shape, np.dtype(dtype_name).type)
+    return torch_step(torch, case, shape[-1], conv=torch_unfold_conv2d if composed else None)
+
+
 def torch_unfold_conv2d(x, weight, bias, padding: int):
     """PyTorch's conv built as ours is: cols = unfold(x) laid out (Cin·K², N·Ho·Wo), one GEMM with the (Cout, Cin·K²)
     weight, reshape to (N, Cout, Ho, Wo), plus bias; autograd derives the backward (fold is unfold's adjoint). What
@@ -110,7 +119,7 @@ def torch_unfold_conv2d(x, weight, bias, padding: int):
 
 def max_relative_error(ours: tuple[np.ndarray, ...], theirs: tuple) -> float:
     """max over (dX, dW, db) of max|ours − torch| / max|torch|."""
-    return max(float(np.abs(a - t.numpy()).max() / max(np.abs(t.numpy()).max(), 1e-30)) for a, t in zip(ours, theirs))
+    return max(float(np.abs(a - t).max() / max(np.abs(t).max(), 1e-30)) for a, t in zip(ours, theirs))
 
 
 def gemm_bound_step(shape: tuple[int, ...], dtype: type):
@@ -184,18 +193,18 @@ def main() -> None:
     rows, ratios, bound_ratios, errors = [], {d: [] for d in DTYPES}, {d: [] for d in DTYPES}, {d: 0.0 for d in DTYPES}
     composed_ratios, composed_errors = {d: [] for d in DTYPES}, {d: 0.0 for d in DTYPES}
     torch_f32_ms: dict[tuple, float | None] = {}
+    worker = Worker() if torch is not None else None
     for dtype in DTYPES:
         for shape in SHAPES:
             case, pad = make_case(shape, dtype), shape[-1]
             bound_step, flops = gemm_bound_step(shape, dtype)
             fns = {"ours": ours_step(case, pad), "bound": bound_step}
-            if torch is not None:
-                fns["torch"] = torch_step(torch, case, pad)
-                fns["composed"] = torch_step(torch, case, pad, conv=torch_unfold_conv2d)
+            if worker is not None:
+                fns["torch"] = worker.function("bench_conv:remote_torch_step", shape, np.dtype(dtype).name)
+                fns["composed"] = worker.function("bench_conv:remote_torch_step", shape, np.dtype(dtype).name, True)
                 expected = fns["torch"]()
                 errors[dtype] = max(errors[dtype], max_relative_error(fns["ours"](), expected))
-                composed = tuple(grad.numpy() for grad in fns["composed"]())
-                composed_errors[dtype] = max(composed_errors[dtype], max_relative_error(composed, expected))
+                composed_errors[dtype] = max(composed_errors[dtype], max_relative_error(fns["composed"](), expected))
             times = time_interleaved(fns, repeats, **settings)
             ours_ms = 1e3 * median(times["ours"])
             torch_ms = 1e3 * median(times["torch"]) if torch is not None else None
@@ -227,6 +236,8 @@ def main() -> None:
     if torch is None:
         print("torch not importable: no PyTorch columns, no gradient check")
 
+    if worker is not None:
+        worker.close()
     print()
     print_anatomy(torch_f32_ms, repeats)
 

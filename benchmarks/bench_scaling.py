@@ -11,8 +11,9 @@ means the larger problem runs less efficiently (caches, memory traffic).
 from __future__ import annotations
 
 import numpy as np
-from bench_conv import make_case, ours_step, torch_step
+from bench_conv import make_case, ours_step
 from common import (
+    Worker,
     fmt,
     median,
     noise,
@@ -26,17 +27,17 @@ IMAGE_SIZES = [8, 16, 32, 64]  # with N = 16
 BATCH_SIZES = [16, 64, 256]  # with 16×16 images
 
 
-def sweep(cases: list[tuple[int, int]], torch, repeats: int, settings: dict) -> list[list[str]]:
+def sweep(cases: list[tuple[int, int]], worker: Worker | None, repeats: int, settings: dict) -> list[list[str]]:
     """One table row per (N, H=W): times, ratio, per-unit times normalised to the first row."""
     rows, first = [], None
     for n, size in cases:
-        case = make_case((n, C_IN, size, size, C_OUT, K, PAD), np.float32)
-        fns = {"ours": ours_step(case, PAD)}
-        if torch is not None:
-            fns["torch"] = torch_step(torch, case, PAD)
+        shape = (n, C_IN, size, size, C_OUT, K, PAD)
+        fns = {"ours": ours_step(make_case(shape, np.float32), PAD)}
+        if worker is not None:
+            fns["torch"] = worker.function("bench_conv:remote_torch_step", shape, "float32")
         times = time_interleaved(fns, repeats, **settings)
         ours = median(times["ours"])
-        theirs = median(times["torch"]) if torch is not None else None
+        theirs = median(times["torch"]) if worker is not None else None
         units = n * size * size
         per_unit = (ours / units, theirs / units if theirs else None)
         first = first or per_unit
@@ -60,10 +61,13 @@ def main() -> None:
     )
     headers = ["N", "H x W", "N*H*W", "ours ms", "torch ms", "ours/torch", "ours per unit", "torch per unit",
                "ours us/unit", "noise"]
-    print_table(headers, sweep([(16, s) for s in IMAGE_SIZES], torch, repeats, settings),
+    worker = Worker() if torch is not None else None
+    print_table(headers, sweep([(16, s) for s in IMAGE_SIZES], worker, repeats, settings),
                 title="image size (N = 16):")
-    print_table(headers, sweep([(n, 16) for n in BATCH_SIZES], torch, repeats, settings),
+    print_table(headers, sweep([(n, 16) for n in BATCH_SIZES], worker, repeats, settings),
                 title="batch size (16 x 16 images):")
+    if worker is not None:
+        worker.close()
     if torch is None:
         print("torch not importable: no PyTorch columns")
 

@@ -3,9 +3,10 @@ plain-text tables, and the optional PyTorch import.
 
 Timing rules used by every script:
   * time.perf_counter around one call; warm-up calls first, not recorded;
-  * competitors run INTERLEAVED in one process, taking turns in blocks of consecutive calls (ours, torch, torch,
-    ours, ...: the order flips every round so neither always runs first), so drift on this shared machine hits
-    both; each turn starts with a short pause and warm-up calls (see time_interleaved for why not call by call);
+  * competitors take turns in blocks of consecutive calls (ours, torch, torch, ours, ...: the order flips every
+    round so neither always runs first), so drift on a shared machine hits both; each turn starts with a short pause
+    and warm-up calls (see time_interleaved for why not call by call); PyTorch runs in a process of its own
+    (Worker), so the two libraries' thread pools never share one;
   * the reported figure is the median of the recorded runs (robust to the odd slow run).
 """
 
@@ -85,10 +86,93 @@ def time_median(fn: Callable[[], Any], repeats: int, warmup: int = 3) -> float:
     return statistics.median(time_once(fn) for _ in range(repeats))
 
 
+class Worker:
+    """A child process of its own (spawned: a fresh interpreter) that builds functions and times them in turns, so
+    PyTorch's OpenMP threads and allocator never share a process with numpy's OpenBLAS threads: interleaved in one
+    process, torch's own conv steps were measured up to 2× slower than alone. It raises glibc's malloc thresholds
+    as this process does (keep_freed_memory), so both libraries run with the same allocator setting."""
+
+    def __init__(self) -> None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self.connection, child = context.Pipe()
+        self.process = context.Process(target=_serve, args=(child,), daemon=True)
+        self.process.start()
+        self.count = 0
+
+    def function(self, factory: str, *args: Any) -> RemoteFunction:
+        """factory "module:name" is imported in the worker and called with args; it returns the function to time."""
+        self.count += 1
+        self.ask("build", self.count, factory, args)
+        return RemoteFunction(self, self.count)
+
+    def ask(self, *command: Any) -> Any:
+        self.connection.send(command)
+        status, value = self.connection.recv()
+        if status != "ok":
+            raise RuntimeError(f"benchmark worker failed:\n{value}")
+        return value
+
+    def close(self) -> None:
+        self.connection.send(("stop",))
+        self.process.join(10)
+
+
+class RemoteFunction:
+    """A function living in a Worker: calling it returns its result as numpy arrays; `turn` times it there."""
+
+    def __init__(self, worker: Worker, key: int) -> None:
+        self.worker, self.key = worker, key
+
+    def __call__(self) -> Any:
+        return self.worker.ask("call", self.key)
+
+    def turn(self, warmup: int, count: int) -> list[float]:
+        return self.worker.ask("turn", self.key, warmup, count)
+
+
+def _serve(connection: Any) -> None:
+    """The Worker's loop: build, call (results as numpy arrays), turn (warm-up calls, then timed calls), stop."""
+    import importlib
+    import traceback
+
+    from tinygrad_conv import keep_freed_memory
+
+    keep_freed_memory()
+    functions: dict[int, Callable[[], Any]] = {}
+    while True:
+        command, *params = connection.recv()
+        if command == "stop":
+            return
+        try:
+            if command == "build":
+                key, factory, args = params
+                module, name = factory.split(":")
+                functions[key] = getattr(importlib.import_module(module), name)(*args)
+                reply = None
+            elif command == "call":
+                result = functions[params[0]]()
+                reply = tuple(_as_numpy(r) for r in result) if isinstance(result, tuple) else _as_numpy(result)
+            else:  # turn
+                key, warmup, count = params
+                for _ in range(warmup):
+                    functions[key]()
+                reply = [time_once(functions[key]) for _ in range(count)]
+            connection.send(("ok", reply))
+        except Exception:
+            connection.send(("error", traceback.format_exc()))
+
+
+def _as_numpy(value: Any) -> Any:
+    return value.detach().numpy() if hasattr(value, "detach") else value
+
+
 def time_interleaved(
     fns: dict[str, Callable[[], Any]], repeats: int, warmup: int = 3, block: int = 10, settle: float = SETTLE
 ) -> dict[str, list[float]]:
-    """Seconds of `repeats` recorded calls of each fn, the fns taking turns block by block in this one process.
+    """Seconds of `repeats` recorded calls of each fn, the fns taking turns block by block; a RemoteFunction takes
+    its turns in its own process (this one waits meanwhile), the others in this one.
 
     A turn: sleep `settle` seconds, `warmup` unrecorded calls, then up to `block` recorded calls; the order of the
     fns flips every round (ours, torch, torch, ours, ...). block=1, warmup=0, settle=0 alternates call by call.
@@ -107,9 +191,13 @@ def time_interleaved(
         for name in names if round_ % 2 == 0 else reversed(names):
             if settle:
                 time.sleep(settle)
+            count = min(block, repeats - len(times[name]))
+            if isinstance(fns[name], RemoteFunction):
+                times[name].extend(fns[name].turn(warmup, count))
+                continue
             for _ in range(warmup):
                 fns[name]()
-            for _ in range(min(block, repeats - len(times[name]))):
+            for _ in range(count):
                 times[name].append(time_once(fns[name]))
         round_ += 1
     return times
@@ -234,9 +322,9 @@ def print_header(title: str, torch: Any | None, quick: bool, notes: Sequence[str
               "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/<script>.py")
     from tinygrad_conv import keep_freed_memory
 
-    raised = keep_freed_memory()  # as creating an optimizer does; process-wide, so torch in this process gets it too
-    print("allocator: glibc's malloc trim/mmap thresholds raised for the whole process, torch included "
-          f"(keep_freed_memory(), as creating an optimizer does): {'yes' if raised else 'no (not glibc)'}")
+    raised = keep_freed_memory()  # as `tinygrad-conv train` does; torch's worker process does the same
+    print("allocator: glibc's malloc trim/mmap thresholds raised (keep_freed_memory(), as tinygrad-conv train does), "
+          f"here and in torch's own process: {'yes' if raised else 'no (not glibc)'}")
     if torch is None:
         print("torch: NOT importable - PyTorch columns are left out")
     else:

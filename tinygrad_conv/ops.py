@@ -36,7 +36,7 @@ class Op:
 
     parents: tuple = ()
     needs_input_grad: tuple[bool, ...] = ()
-    versions: tuple[int, ...] = ()  # each parent's in-place write count at the forward pass
+    recorded_after: int = 0  # the number of the last in-place write before this op ran (tensor.py)
     arguments: dict[str, Any] = {}
 
     @property
@@ -54,8 +54,14 @@ class Op:
 def apply(op_type: type[Op], *inputs: Any, **arguments: Any) -> Any:
     """op_type on inputs: its forward on arrays, or a new node of the graph when an input is a Tensor."""
     for x in inputs:
-        if hasattr(x, "_apply"):
-            return type(x)._apply(op_type, *inputs, **arguments)
+        if type(x) is not np.ndarray:
+            break
+    else:  # the fast path: arrays only
+        return op_type().forward(*inputs, **arguments)
+    for x in inputs:
+        if hasattr(x, "_apply"):  # a Tensor: record, with any array beside it as a constant
+            tensor = type(x)
+            return tensor._apply(op_type, *[y if isinstance(y, tensor) else tensor(y) for y in inputs], **arguments)
     return op_type().forward(*[np.asarray(x) for x in inputs], **arguments)  # numpy scalars become 0-d arrays
 
 
@@ -425,12 +431,12 @@ def transpose(a):
     return permute(a, (*range(a.ndim - 2), a.ndim - 1, a.ndim - 2))
 
 
-def expand(a, shape):
-    return a if a.shape == tuple(shape) else apply(Expand, a, shape=tuple(shape))
+def expand(a, shape: tuple[int, ...]):
+    return a if a.shape == shape else apply(Expand, a, shape=shape)
 
 
-def sum_to(a, shape):
-    return a if a.shape == tuple(shape) else apply(SumTo, a, shape=tuple(shape))
+def sum_to(a, shape: tuple[int, ...]):
+    return a if a.shape == shape else apply(SumTo, a, shape=shape)
 
 
 def reshape(a, shape):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import itertools
 import math
 import numbers
 import threading
@@ -31,6 +32,15 @@ import numpy as np
 
 from tinygrad_conv import kernels, ops
 from tinygrad_conv.conv_args import is_int, output_size, pair
+
+_writes = itertools.count(1)  # numbers every in-place write: a tensor's _version is the number of its last one
+_last_write = 0  # the number of the latest in-place write, to any tensor
+
+
+def _wrote(tensor: Tensor) -> None:
+    """Count an in-place write to tensor: the graphs recorded before it can no longer use its values."""
+    global _last_write
+    _last_write = tensor._version = next(_writes)
 
 
 class _GradMode(threading.local):
@@ -151,7 +161,6 @@ class Tensor:
     @classmethod
     def _apply(cls, op_type: type[ops.Op], *parents: Any, **arguments: Any) -> Tensor:
         """Run one primitive forward and, if any input needs a gradient, record it in the graph."""
-        parents = tuple(p if isinstance(p, Tensor) else Tensor(p) for p in parents)
         op = op_type()
         op.arguments = arguments
         out = cls.__new__(cls)
@@ -167,7 +176,7 @@ class Tensor:
         out.requires_grad = _mode.enabled and any(p.requires_grad for p in parents)
         if out.requires_grad:
             op.parents, op.needs_input_grad = parents, tuple(p.requires_grad for p in parents)
-            op.versions = tuple(p._version for p in parents)
+            op.recorded_after = _last_write
             out._ctx = op
         return out
 
@@ -183,7 +192,7 @@ class Tensor:
     @data.setter
     def data(self, array: np.ndarray) -> None:
         self._data = np.asarray(array)
-        self._version += 1
+        _wrote(self)
 
     def zero_(self) -> Tensor:
         """Set every element to 0, in place (no graph is recorded)."""
@@ -192,25 +201,25 @@ class Tensor:
     def fill_(self, value: float) -> Tensor:
         """Set every element to `value`, in place."""
         self._data[...] = value
-        self._version += 1
+        _wrote(self)
         return self
 
     def copy_(self, source: Any) -> Tensor:
         """Copy `source` (broadcast to this shape) into this tensor's array, in place."""
         self._data[...] = source.data if isinstance(source, Tensor) else source
-        self._version += 1
+        _wrote(self)
         return self
 
     def add_(self, other: Any, alpha: float = 1.0) -> Tensor:
         """self += alpha · other, in place."""
         self._data += alpha * (other.data if isinstance(other, Tensor) else np.asarray(other))
-        self._version += 1
+        _wrote(self)
         return self
 
     def mul_(self, other: Any) -> Tensor:
         """self *= other, in place."""
         self._data *= other.data if isinstance(other, Tensor) else np.asarray(other)
-        self._version += 1
+        _wrote(self)
         return self
 
     @property
@@ -666,7 +675,7 @@ def _backpropagate(roots: Sequence[Tensor], root_grads: Sequence[Any], create_gr
     grads: dict[Tensor, Any] = {}
     for root, root_grad in zip(roots, root_grads):
         grads[root] = grads[root] + root_grad if root in grads else root_grad
-    keep = set(order)
+    keep = set(order) if targets is not None else None  # backward(): every parent that requires grad is in order
     for tensor in reversed(order):
         grad = grads.pop(tensor, None)
         if grad is None:
@@ -675,15 +684,16 @@ def _backpropagate(roots: Sequence[Tensor], root_grads: Sequence[Any], create_gr
         op = tensor._ctx
         if op is None:
             continue
-        _check_versions(tensor, op)
+        if _last_write > op.recorded_after:  # something was written in place since this op ran
+            _check_versions(tensor, op)
         if create_graph:
             parent_grads = op.backward(grad, tensor, *op.parents)
         else:
-            parent_grads = op.backward(grad, tensor.data, *[p.data for p in op.parents])
+            parent_grads = op.backward(grad, tensor._data, *[p._data for p in op.parents])
         for parent, parent_grad in zip(op.parents, parent_grads):
-            if parent_grad is None or parent not in keep:
+            if parent_grad is None or not parent.requires_grad or (keep is not None and parent not in keep):
                 continue
-            if not create_graph:
+            if not create_graph and type(parent_grad) is not np.ndarray:
                 parent_grad = np.asarray(parent_grad)  # numpy gives a scalar, not an array, for 0-d arithmetic
             parent_grad = ops.sum_to(parent_grad, parent.shape)
             grads[parent] = grads[parent] + parent_grad if parent in grads else parent_grad
@@ -691,8 +701,8 @@ def _backpropagate(roots: Sequence[Tensor], root_grads: Sequence[Any], create_gr
 
 def _check_versions(tensor: Tensor, op: ops.Op) -> None:
     """A rule reads its inputs and output as they are now: refuse if one was written in place since the forward."""
-    stale = [(k, p) for k, (p, version) in enumerate(zip(op.parents, op.versions)) if p._version != version]
-    if tensor._version:
+    stale = [(k, p) for k, p in enumerate(op.parents) if p._version > op.recorded_after]
+    if tensor._version > op.recorded_after:
         stale.append((None, tensor))
     if stale:
         k, written = stale[0]
