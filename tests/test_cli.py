@@ -245,3 +245,15 @@ def test_bad_data_and_images_get_one_line_and_no_run_folder(idx_run, run_dir, tm
     for argv, expected in cases:
         _one_line_error(capsys, main(argv), expected)
     assert not any((tmp_path / f"r{k}").exists() for k in range(1, 5))
+
+
+def test_graph_model_depth_reaches_the_drawing(tmp_path, capsys):
+    from tinygrad_conv.cli import main
+
+    assert main(["graph", "model", "--format", "dot", "--out", str(tmp_path / "m.gv")]) == 0
+    layers = (tmp_path / "m.gv").read_text()
+    assert main(["graph", "model", "--depth", "1", "--format", "dot", "--out", str(tmp_path / "ops.gv")]) == 0
+    ops = (tmp_path / "ops.gv").read_text()
+    assert "layer0" in layers and "cluster_0" not in layers and "cluster_0" in ops
+    assert main(["graph", "model", "--depth", "-1"]) == 2
+    assert "--depth must be >= 0" in capsys.readouterr().err

@@ -211,3 +211,12 @@ def test_metadata_rebuilds_the_network_and_old_checkpoints_are_the_digits_cnn(mn
 def test_config_rejects_bad_models_and_shifts(overrides, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(**overrides)
+
+
+def test_adam_gets_its_own_default_learning_rate_unless_one_is_given():
+    from tinygrad_conv.train import ADAM_LR, TrainConfig
+
+    assert TrainConfig.for_model("digits-cnn", optimizer="adam").lr == ADAM_LR == 1e-3
+    assert TrainConfig.for_model("lenet5", optimizer="adam").lr == 1e-3
+    assert TrainConfig.for_model("digits-cnn", optimizer="adam", lr=0.01).lr == 0.01
+    assert TrainConfig.for_model("digits-cnn", optimizer="sgd").lr == 0.1

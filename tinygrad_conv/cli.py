@@ -5,7 +5,8 @@
     tinygrad-conv train --resume RUN_DIR
     tinygrad-conv evaluate CHECKPOINT|RUN_DIR [--data NAME|FOLDER]
     tinygrad-conv predict [--checkpoint CHECKPOINT|RUN_DIR] IMAGE...
-    tinygrad-conv graph {derivation,conv,model} [--format svg|png|pdf|dot] [--out FILE] [--no-grad]
+    tinygrad-conv graph {derivation,conv,backward,model} [--format svg|png|pdf|dot] [--out FILE] [--no-grad]
+                        [--depth D]
     tinygrad-conv derive
 
 Bad arguments and bad data get one line on stderr and exit code 2; never a traceback. docs/DATA.md describes
@@ -61,10 +62,12 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--image-size", type=int, help="image folders: resize to N×N (default 28)")
     train.add_argument("--epochs", type=int, help="default: 30 (digits-cnn), 10 (lenet5)")
     train.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    train.add_argument("--lr", type=float, help="learning rate (default: 0.1 digits-cnn, 0.05 lenet5)")
+    train.add_argument("--lr", type=float, help="learning rate (default with sgd: 0.1 digits-cnn, 0.05 lenet5; "
+                       "with adam: 0.001, as PyTorch's Adam)")
     train.add_argument("--shift", type=int, help="augmentation: move each training image by up to N pixels "
                                                  "(default: 1; 0: off)")
-    train.add_argument("--optimizer", choices=["adam", "sgd"], default=defaults.optimizer)
+    train.add_argument("--optimizer", choices=["adam", "sgd"], default=defaults.optimizer,
+                       help="sgd (momentum 0.9) or adam (default: %(default)s)")
     train.add_argument("--seed", type=int, default=defaults.seed)
     train.add_argument("--out", type=Path, help="run directory (default: runs/<timestamp>)")
     train.add_argument("--force", action="store_true", help="write into --out even if it holds files (never into "
@@ -89,10 +92,12 @@ def _parser() -> argparse.ArgumentParser:
                          help="a model.npz or run folder (default: the newest runs/*/model.npz)")
 
     graph = commands.add_parser("graph", help="draw a computation graph with graphviz")
-    graph.add_argument("name", help="derivation, conv or model")
-    graph.add_argument("--format", dest="fmt", help="svg, png, pdf or dot")
-    graph.add_argument("--out")
+    graph.add_argument("name", help="derivation, conv, backward or model")
+    graph.add_argument("--format", dest="fmt", help="svg, png, pdf or dot (default: --out's extension, else svg)")
+    graph.add_argument("--out", help="file to write; its folders are created (default: NAME.svg)")
     graph.add_argument("--no-grad", action="store_true", help="leave gradients out of the labels")
+    graph.add_argument("--depth", type=int, default=0,
+                       help="model only: 0 one box per layer (default), 1 every op clustered by layer")
 
     commands.add_parser("derive", help="autodiff conv gradients beside the closed form")
     return parser
@@ -115,7 +120,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "graph":
         from tinygrad_conv import viz
 
-        return viz.graph_command(args.name, args.fmt, args.out, show_grad=not args.no_grad)
+        if args.depth < 0:
+            return _fail(f"--depth must be >= 0, got {args.depth}")
+        return viz.graph_command(args.name, args.fmt, args.out, show_grad=not args.no_grad, depth=args.depth)
     from tinygrad_conv.derivation import report
 
     return 0 if report() else 1

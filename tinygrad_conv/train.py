@@ -88,6 +88,7 @@ LENET_WIDTHS = (6, 16, 120)
 LENET_DROPOUT = 0.25
 MODELS = {"digits-cnn": build_model, "lenet5": build_lenet5}
 # What `tinygrad-conv train --model NAME` uses unless told otherwise (measured: see the module docstring).
+ADAM_LR = 1e-3  # the learning rate --optimizer adam gets unless --lr is given
 MODEL_DEFAULTS = {"digits-cnn": {"epochs": 30, "lr": 0.1, "shift": 1},
                   "lenet5": {"epochs": 10, "lr": 0.05, "shift": 1}}
 
@@ -133,7 +134,10 @@ class TrainConfig:
         if model not in MODEL_DEFAULTS:
             raise ValueError(f"model must be one of {', '.join(MODELS)}, got {model!r}")
         given = {k: v for k, v in overrides.items() if v is not None}
-        return cls(**{**MODEL_DEFAULTS[model], "model": model, **given})
+        defaults = dict(MODEL_DEFAULTS[model])
+        if given.get("optimizer") == "adam":
+            defaults["lr"] = ADAM_LR  # Adam's own default, as PyTorch's: SGD's 0.1 makes Adam diverge
+        return cls(**{**defaults, "model": model, **given})
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "seed", "shift"):
@@ -452,4 +456,4 @@ def _progress(batches, enabled: bool, epoch: int, config: TrainConfig, n: int):
     from tqdm import tqdm
 
     return tqdm(batches, total=math.ceil(n / config.batch_size), desc=f"epoch {epoch}/{config.epochs}",
-                leave=False, unit="batch")
+                leave=False, unit="batch", disable=None)  # None: no bar when stderr is not a terminal (a log file)
