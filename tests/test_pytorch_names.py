@@ -58,3 +58,16 @@ def test_clamp_values_and_gradient_match_torch(low, high, torch):
 def test_clamp_without_bounds_is_an_error():
     with pytest.raises(ValueError, match="clamp needs min, max or both"):
         Tensor(X).clamp()
+
+
+def test_an_empty_dim_reduces_everything_as_pytorch_and_an_empty_axis_nothing_as_numpy(torch):
+    t = torch.tensor(X)
+    assert Tensor(X).sum(dim=()).item() == pytest.approx(t.sum(dim=()).item())
+    assert Tensor(X).max(dim=()).item() == t.amax(dim=()).item()
+    np.testing.assert_array_equal(Tensor(X).sum(axis=()).data, np.sum(X, axis=()))
+
+
+def test_padding_larger_than_memory_is_refused_before_allocating():
+    x = Tensor(np.ones((1, 1, 4, 4)), requires_grad=True)
+    with pytest.raises(ValueError, match=r"padding would make an array of shape \(1, 1, 200004, 200004\).*GiB"):
+        F.conv2d(x, Tensor(np.ones((1, 1, 3, 3))), padding=100000)

@@ -1,5 +1,6 @@
 """The graph renderer: structure asserted on the DOT source (no Graphviz needed), images with `dot`."""
 
+import os
 import re
 import shutil
 import subprocess
@@ -506,3 +507,19 @@ def test_graph_command_draws_the_backward_pass(tmp_path, dot, capsys):
     assert viz.graph_command("backward", "svg", str(out), show_grad=True) == 0
     assert out.read_text().lstrip().startswith(("<?xml", "<svg")) and "fold (col2im)" in out.read_text()
     assert "backward graph" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("script, message", [
+    ("echo 'Error: syntax error in line 1' >&2; exit 3", r"Graphviz's dot failed \(exit 3\): Error: syntax error"),
+    ("sleep 30", r"Graphviz's dot did not finish within 1 s"),
+])
+def test_a_dot_that_fails_or_hangs_is_one_line_not_a_traceback(script, message, tmp_path, monkeypatch, capsys):
+    fake = tmp_path / "bin" / "dot"
+    fake.parent.mkdir()
+    fake.write_text(f"#!/bin/sh\n{script}\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    monkeypatch.setattr(viz, "DOT_TIMEOUT", 1)
+    assert viz.graph_command("conv", "svg", str(tmp_path / "c.svg"), show_grad=True) == 1
+    err = capsys.readouterr().err
+    assert re.search(message, err) and err.count("\n") == 1

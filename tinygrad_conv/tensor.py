@@ -24,6 +24,7 @@ import inspect
 import itertools
 import math
 import numbers
+import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -422,7 +423,8 @@ class Tensor:
 
     # ------------------------------------------------------------ reductions
 
-    # Reductions take numpy's names (axis, keepdims) or PyTorch's (dim, keepdim), not both.
+    # Reductions take numpy's names (axis, keepdims) or PyTorch's (dim, keepdim), not both, each with its library's
+    # meaning of an empty tuple: axis=() reduces no axis (numpy), dim=() reduces every axis (PyTorch).
 
     def sum(self, axis: int | Sequence[int] | None = None, keepdims: bool = False, *, dim: Any = None,
             keepdim: bool | None = None) -> Tensor:
@@ -531,6 +533,8 @@ class Tensor:
             raise ValueError(expected)
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise TypeError(f"pad value must be a real number, got {value!r}")
+        shape = tuple(n + b + a for n, (b, a) in zip(self.shape, pad_width))
+        _check_allocation(shape, self.dtype, "padding")
         return Tensor._apply(ops.Pad, self, pad_width=pad_width, value=value)
 
     def im2col(self, kernel_size: tuple[int, int], stride: tuple[int, int] = (1, 1),
@@ -543,6 +547,19 @@ class Tensor:
         for axis, what in ((0, "input height"), (1, "input width")):
             output_size(self.shape[2 + axis], (0, 0), kernel_size[axis], stride[axis], dilation[axis], what)
         return Tensor._apply(ops.Unfold, self, kernel_size=kernel_size, stride=stride, dilation=dilation)
+
+
+def _check_allocation(shape: tuple[int, ...], dtype: np.dtype, what: str) -> None:
+    """Refuse, before allocating, an array larger than this machine's memory (padding=100000 would ask for
+    hundreds of GiB and die inside numpy)."""
+    size = math.prod(shape) * dtype.itemsize
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not POSIX: no limit known
+        return
+    if size > memory:
+        raise ValueError(f"{what} would make an array of shape {shape} ({size / 2**30:,.1f} GiB of {dtype}), more "
+                         f"than this machine's {memory / 2**30:,.1f} GiB of memory")
 
 
 def _index_array(index: Tensor) -> np.ndarray:
@@ -567,7 +584,7 @@ def _reduction_args(reduction: str, axis: Any, keepdims: Any, dim: Any, keepdim:
     if dim is not None:
         if axis is not None:
             raise TypeError(f"{reduction}() got both axis={axis!r} and dim={dim!r}: pass one")
-        axis = dim
+        axis = None if dim == () else dim  # PyTorch reduces every axis for dim=(); numpy's axis=() reduces none
     if keepdim is not None:
         if keepdims is not False:
             raise TypeError(f"{reduction}() got both keepdims and keepdim: pass one")

@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 import re
 import shutil
+import subprocess
 import sys
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -634,27 +635,41 @@ def _resolve_format(path: Path, fmt: str | None) -> str:
     return from_suffix
 
 
+DOT_TIMEOUT = 60  # seconds: the pictures here take well under one
+
+
+def _run_dot(dot: str, source: str, fmt: str) -> bytes | None:
+    """Graphviz's `dot` run on source: the image, None when dot cannot be started, an OSError with one line when
+    it fails or hangs."""
+    try:
+        done = subprocess.run([dot, f"-T{fmt}"], input=source.encode("utf-8"), capture_output=True,
+                              timeout=DOT_TIMEOUT)
+    except (FileNotFoundError, PermissionError):
+        return None
+    except subprocess.TimeoutExpired:
+        raise OSError(f"Graphviz's dot did not finish within {DOT_TIMEOUT} s") from None
+    if done.returncode != 0:
+        message = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise OSError(f"Graphviz's dot failed (exit {done.returncode}): {message[-1] if message else 'no message'}")
+    return done.stdout
+
+
 def render(graph, out: str, fmt: str | None = None) -> tuple[str, bool]:
     """Write graph to `out` as svg, png, pdf or dot (fmt; by default out's suffix, else svg).
 
     Returns (path written, rendered_image). "dot" writes the DOT source to `out`. When Graphviz's `dot` is
     missing, an image format falls back to the DOT source in a `.gv` file beside `out`, and rendered_image
-    is False.
+    is False; when `dot` fails or runs past DOT_TIMEOUT seconds, OSError with one line.
     """
     path = Path(out)
     fmt = _resolve_format(path, fmt)
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt != "dot":
-        import graphviz
-
-        if shutil.which("dot") is not None:
-            try:
-                image = graph.pipe(format=fmt)
-            except graphviz.ExecutableNotFound:
-                pass
-            else:
-                path.write_bytes(image)
-                return str(path), True
+        dot = shutil.which("dot")
+        image = None if dot is None else _run_dot(dot, graph.source, fmt)
+        if image is not None:
+            path.write_bytes(image)
+            return str(path), True
         path = path.with_suffix(".gv")
     path.write_text(graph.source, encoding="utf-8")
     return str(path), False
@@ -690,7 +705,7 @@ def graph_command(name: str, fmt: str | None, out: str | None, show_grad: bool, 
     try:
         path, rendered = render(graph, out, fmt)
     except OSError as error:
-        print(f"tinygrad-conv: error: cannot write {out}: {error.strerror or error}", file=sys.stderr)
+        print(f"tinygrad-conv: error: {out}: {error.strerror or error}", file=sys.stderr)
         return 1
     nodes, edges = graph_counts(graph)
     print(f"wrote {path} ({name} graph: {nodes} nodes, {edges} edges)")
