@@ -273,22 +273,22 @@ class Tensor:
     @property
     def shape(self) -> tuple[int, ...]:
         """The data's shape."""
-        return self.data.shape
+        return self._data.shape
 
     @property
     def ndim(self) -> int:
         """The number of axes, len(shape)."""
-        return self.data.ndim
+        return self._data.ndim
 
     @property
     def dtype(self) -> np.dtype:
         """The data's floating dtype (float16, float32 or float64)."""
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def size(self) -> int:
         """The number of elements, the product of shape."""
-        return self.data.size
+        return self._data.size
 
     def __len__(self) -> int:
         if self.ndim == 0:
@@ -472,7 +472,7 @@ class Tensor:
     def numel(self) -> int:
         """The number of elements, as PyTorch's numel() (numpy's `size`, which this class keeps: `t.size` is that
         count, not PyTorch's shape method — use `t.shape`)."""
-        return self.data.size
+        return self._data.size
 
     def softmax(self, dim: int = -1) -> Tensor:
         """exp(x) / Σ exp(x) along dim (composed: exp of log_softmax)."""
@@ -676,7 +676,7 @@ def _toposort(roots: Sequence[Tensor]) -> list[Tensor]:
 
 
 def _backpropagate(roots: Sequence[Tensor], root_grads: Sequence[Any], create_graph: bool,
-                   targets: set[Tensor] | None = None) -> Iterator[tuple[Tensor, Any]]:
+                   targets: set[Tensor] | None = None) -> list[tuple[Tensor, Any]]:
     """(tensor, dL/d(tensor)) for every tensor the roots depend on, outputs first: the chain rule.
 
     create_graph=False: the rules run on arrays. True: on Tensors, so each gradient is a Tensor with a graph.
@@ -692,12 +692,13 @@ def _backpropagate(roots: Sequence[Tensor], root_grads: Sequence[Any], create_gr
     grads: dict[Tensor, Any] = {}
     for root, root_grad in zip(roots, root_grads):
         grads[root] = grads[root] + root_grad if root in grads else root_grad
+    done: list[tuple[Tensor, Any]] = []
     keep = set(order) if targets is not None else None  # backward(): every parent that requires grad is in order
     for tensor in reversed(order):
         grad = grads.pop(tensor, None)
         if grad is None:
             continue
-        yield tensor, grad
+        done.append((tensor, grad))
         op = tensor._ctx
         if op is None:
             continue
@@ -714,6 +715,7 @@ def _backpropagate(roots: Sequence[Tensor], root_grads: Sequence[Any], create_gr
                 parent_grad = np.asarray(parent_grad)  # numpy gives a scalar, not an array, for 0-d arithmetic
             parent_grad = ops.sum_to(parent_grad, parent.shape)
             grads[parent] = grads[parent] + parent_grad if parent in grads else parent_grad
+    return done
 
 
 def _check_versions(tensor: Tensor, op: ops.Op) -> None:
