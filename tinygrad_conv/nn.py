@@ -418,6 +418,15 @@ class Dropout(Module):
         return f"p={self.p}"
 
 
+def _pick(modules: list[Module], index: Any, container: str) -> Module:
+    """modules[index] for an int index, with the errors a container of modules gives."""
+    if not is_int(index):
+        raise TypeError(f"{container} indices must be ints or slices, got {type(index).__name__}")
+    if not -len(modules) <= index < len(modules):
+        raise IndexError(f"index {index} is out of range for a {container} of {len(modules)} modules")
+    return modules[index]
+
+
 class Sequential(Module):
     """Modules applied in order; children named "0", "1", …; indexable (a slice gives a Sequential), len, iterable."""
 
@@ -438,13 +447,7 @@ class Sequential(Module):
 
     def __getitem__(self, index: int | slice) -> Module:
         layers = self._layers()
-        if isinstance(index, slice):
-            return Sequential(*layers[index])
-        if not is_int(index):
-            raise TypeError(f"Sequential indices must be ints or slices, got {type(index).__name__}")
-        if not -len(layers) <= index < len(layers):
-            raise IndexError(f"index {index} is out of range for a Sequential of {len(layers)} modules")
-        return layers[index]
+        return Sequential(*layers[index]) if isinstance(index, slice) else _pick(layers, index, "Sequential")
 
     def __len__(self) -> int:
         return len(self._layers())
@@ -619,13 +622,7 @@ class ModuleList(Module):
 
     def __getitem__(self, index: int | slice) -> Any:
         modules = self._modules()
-        if isinstance(index, slice):
-            return ModuleList(modules[index])
-        if not is_int(index):
-            raise TypeError(f"ModuleList indices must be ints or slices, got {type(index).__name__}")
-        if not -len(modules) <= index < len(modules):
-            raise IndexError(f"index {index} is out of range for a ModuleList of {len(modules)} modules")
-        return modules[index]
+        return ModuleList(modules[index]) if isinstance(index, slice) else _pick(modules, index, "ModuleList")
 
     def __len__(self) -> int:
         return len(self._modules())
