@@ -415,8 +415,8 @@ class Fold(Op):
         return kernels.col2im(cols, output_size, kernel_size, stride, dilation)
 
     def backward(self, g, out, cols):
-        arguments = {k: v for k, v in self.arguments.items() if k != "output_size"}
-        return (unfold(g, **arguments),)
+        window = self.arguments
+        return (unfold(g, window["kernel_size"], window["stride"], window["dilation"]),)
 
 
 # ---------------------------------------------------------------- the ops as functions, for the rules above
