@@ -51,13 +51,17 @@ class Op:
         raise NotImplementedError
 
 
+_array_ops: dict[type[Op], Op] = {}
+
+
 def apply(op_type: type[Op], *inputs: Any, **arguments: Any) -> Any:
     """op_type on inputs: its forward on arrays, or a new node of the graph when an input is a Tensor."""
     for x in inputs:
         if type(x) is not np.ndarray:
             break
-    else:  # the fast path: arrays only
-        return op_type().forward(*inputs, **arguments)
+    else:  # the fast path: arrays only, through one instance per op (on arrays nothing is recorded)
+        op = _array_ops.get(op_type) or _array_ops.setdefault(op_type, op_type())
+        return op.forward(*inputs, **arguments)
     for x in inputs:
         if hasattr(x, "_apply"):  # a Tensor: record, with any array beside it as a constant
             tensor = type(x)
