@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import io
-import zipfile
 from pathlib import Path
 
 import numpy as np
+from reproducible_npz import npz_bytes  # scripts/, first on sys.path when run as a script
 from sklearn.datasets import load_digits
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "tinygrad_conv" / "digits.npz"
-ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
 def digits_arrays() -> dict[str, np.ndarray]:
@@ -37,20 +36,6 @@ def digits_arrays() -> dict[str, np.ndarray]:
     if labels.min() < 0 or labels.max() > 9:
         raise SystemExit(f"labels outside 0..9: min {labels.min()}, max {labels.max()}")
     return {"images": images.astype(np.uint8), "labels": labels.astype(np.uint8)}
-
-
-def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
-    """np.savez_compressed's archive with every member's timestamp fixed, so equal arrays give equal bytes."""
-    stamped = io.BytesIO()
-    np.savez_compressed(stamped, **arrays)
-    fixed = io.BytesIO()
-    with zipfile.ZipFile(stamped) as source, zipfile.ZipFile(fixed, "w") as target:
-        for member in source.infolist():
-            info = zipfile.ZipInfo(member.filename, date_time=ZIP_EPOCH)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            target.writestr(info, source.read(member))
-    return fixed.getvalue()
 
 
 def main() -> int:

