@@ -194,16 +194,8 @@ class Module:
                 shape = getattr(value, "shape", None)
                 problems.append(f"unexpected key {name!r}" + (f" (shape {tuple(shape)})" if shape is not None else ""))
                 continue
-            try:
-                array = np.asarray(value.data if isinstance(value, Tensor) else value)
-            except ValueError:
-                array = np.empty(0, dtype=object)
-            if array.dtype.kind not in "biuf":
-                problems.append(f"{name!r} holds {array.dtype} data, expected real numbers")
-            elif array.shape != params[name].shape:
-                problems.append(f"shape mismatch for {name!r}: the state dict has {array.shape}, "
-                                f"the model has {params[name].shape}")
-            else:
+            array = _fitting_array(name, value, params[name].shape, problems)
+            if array is not None:
                 values[name] = array
         if problems:
             raise ValueError(f"load_state_dict: the state dict does not fit {type(self).__name__} "
@@ -418,6 +410,21 @@ class Dropout(Module):
         return f"p={self.p}"
 
 
+def _fitting_array(name: str, value: Any, shape: tuple[int, ...], problems: list[str]) -> np.ndarray | None:
+    """value as an array of real numbers shaped like the model's `shape`, or None with the problem appended."""
+    try:
+        array = np.asarray(value.data if isinstance(value, Tensor) else value)
+    except ValueError:
+        array = np.empty(0, dtype=object)
+    if array.dtype.kind not in "biuf":
+        problems.append(f"{name!r} holds {array.dtype} data, expected real numbers")
+    elif array.shape != shape:
+        problems.append(f"shape mismatch for {name!r}: the state dict has {array.shape}, the model has {shape}")
+    else:
+        return array
+    return None
+
+
 def _pick(modules: list[Module], index: Any, container: str) -> Module:
     """modules[index] for an int index, with the errors a container of modules gives."""
     if not is_int(index):
@@ -526,17 +533,8 @@ def _load_state_dict(self: Module, state_dict: Mapping[str, Any]) -> None:
         if name not in state_dict:
             problems.append(f"missing key {name!r} (the model's buffer has shape {buffer.shape})")
             continue
-        value = state_dict[name]
-        try:
-            array = np.asarray(value.data if isinstance(value, Tensor) else value)
-        except ValueError:
-            array = np.empty(0, dtype=object)
-        if array.dtype.kind not in "biuf":
-            problems.append(f"{name!r} holds {array.dtype} data, expected real numbers")
-        elif array.shape != buffer.shape:
-            problems.append(f"shape mismatch for {name!r}: the state dict has {array.shape}, "
-                            f"the model has {buffer.shape}")
-        else:
+        array = _fitting_array(name, state_dict[name], buffer.shape, problems)
+        if array is not None:
             values[name] = array
     rest = {key: value for key, value in state_dict.items() if key not in buffers}
     if problems:  # check the parameters too, so the error lists everything, and leave them as they were
