@@ -13,12 +13,10 @@ the archive is rewritten with a fixed timestamp (1980-01-01, the zip epoch). The
 
 from __future__ import annotations
 
-import hashlib
-import io
 from pathlib import Path
 
 import numpy as np
-from reproducible_npz import npz_bytes  # scripts/, first on sys.path when run as a script
+from reproducible_npz import write_npz  # scripts/, first on sys.path when run as a script
 from sklearn.datasets import load_digits
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,14 +38,7 @@ def digits_arrays() -> dict[str, np.ndarray]:
 
 def main() -> int:
     arrays = digits_arrays()
-    payload = npz_bytes(arrays)
-    with np.load(io.BytesIO(payload), allow_pickle=False) as check:  # round trip before writing
-        for name, array in arrays.items():
-            if check[name].dtype != array.dtype or not np.array_equal(check[name], array):
-                raise SystemExit(f"round trip changed {name!r}")
-    OUT.write_bytes(payload)
-    print(f"wrote {OUT.relative_to(ROOT)}: {len(payload):,} bytes ({len(payload) / 1024:.1f} KiB), "
-          f"sha256 {hashlib.sha256(payload).hexdigest()[:16]}")
+    write_npz(arrays, OUT, ROOT)
     print(f"images {arrays['images'].shape} {arrays['images'].dtype}, labels {arrays['labels'].shape} "
           f"{arrays['labels'].dtype}, per class {np.bincount(arrays['labels']).tolist()}")
     return 0

