@@ -89,8 +89,8 @@ def time_median(fn: Callable[[], Any], repeats: int, warmup: int = 3) -> float:
 class Worker:
     """A child process of its own (spawned: a fresh interpreter) that builds functions and times them in turns, so
     PyTorch's OpenMP threads and allocator never share a process with numpy's OpenBLAS threads: interleaved in one
-    process, torch's own conv steps were measured up to 2× slower than alone. It raises glibc's malloc thresholds
-    as this process does (keep_freed_memory), so both libraries run with the same allocator setting."""
+    process, torch's own conv steps were measured up to 2× slower than alone. Neither process changes malloc's
+    settings: both libraries run with the allocator as the user's process would have it."""
 
     def __init__(self) -> None:
         import multiprocessing
@@ -137,9 +137,6 @@ def _serve(connection: Any) -> None:
     import importlib
     import traceback
 
-    from tinygrad_conv import keep_freed_memory
-
-    keep_freed_memory()
     functions: dict[int, Callable[[], Any]] = {}
     while True:
         command, *params = connection.recv()
@@ -320,11 +317,7 @@ def print_header(title: str, torch: Any | None, quick: bool, notes: Sequence[str
         print("note: OPENBLAS_CORETYPE pins OpenBLAS to the kernels named above, not the ones it would pick for this "
               "CPU; for a current numpy's own, run with it and OPENBLAS_L2_SIZE unset: "
               "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/<script>.py")
-    from tinygrad_conv import keep_freed_memory
-
-    raised = keep_freed_memory()  # as `tinygrad-conv train` does; torch's worker process does the same
-    print("allocator: glibc's malloc trim/mmap thresholds raised (keep_freed_memory(), as tinygrad-conv train does), "
-          f"here and in torch's own process: {'yes' if raised else 'no (not glibc)'}")
+    print("allocator: malloc left at its defaults in both processes (ours reuses its large temporaries itself)")
     if torch is None:
         print("torch: NOT importable - PyTorch columns are left out")
     else:

@@ -270,14 +270,3 @@ def test_numpy_integers_are_integers_in_the_config():
     config = TrainConfig(epochs=np.int64(2), batch_size=np.int32(16), seed=np.uint8(3))
     assert (config.epochs, config.batch_size, config.seed) == (2, 16, 3) and type(config.epochs) is int
     json.dumps(config.__dict__)
-
-
-def test_training_opts_in_to_keeping_freed_memory(monkeypatch):
-    import tinygrad_conv.train as train_module
-
-    calls = []
-    monkeypatch.setattr(train_module.allocator, "keep_freed_memory", lambda: calls.append(1) or True)
-    with pytest.raises(ValueError):
-        train(TrainConfig(epochs=1), progress=False, split=(np.zeros((0, 1, 8, 8)), np.zeros(0, np.int64),
-                                                            np.zeros((0, 1, 8, 8)), np.zeros(0, np.int64)))
-    assert calls == [1]

@@ -115,3 +115,65 @@ def test_first_maxima_equals_argmax_with_ties(axes):
     maxima = a == a.max(axis=axes, keepdims=True)
     np.testing.assert_array_equal(kernels.first_maxima(a, maxima, axes),
                                   kernels.first_maxima_reference(a, maxima, axes))
+
+
+# ---------------------------------------------------------------- memory: large temporaries, reused
+
+LARGE = (kernels.REUSE_BYTES // 4 + 1,)  # float32 elements just above the size the pool serves
+
+
+@pytest.mark.parametrize("shape", [(3, 5), LARGE, (2, *LARGE)])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_empty_and_zeros_are_numpys(shape, dtype):
+    dirty = kernels.empty(shape, dtype)
+    dirty.fill(7)
+    del dirty  # zeros may now get the same buffer back, full of 7s
+    for fast, reference in ((kernels.empty, kernels.empty_reference), (kernels.zeros, kernels.zeros_reference)):
+        a, b = fast(shape, dtype), reference(shape, dtype)
+        assert (a.shape, a.dtype, a.flags.c_contiguous, a.flags.writeable, a.flags.aligned) == \
+               (b.shape, b.dtype, True, True, True)
+    np.testing.assert_array_equal(kernels.zeros(shape, dtype), kernels.zeros_reference(shape, dtype))
+
+
+def test_a_buffer_is_reused_only_once_nothing_refers_to_it():
+    first = kernels.empty(LARGE, np.float32)
+    address = first.ctypes.data
+    second = kernels.empty(LARGE, np.float32)
+    assert second.ctypes.data != address  # first is still held
+    view = first.reshape(1, -1)[:, ::2]
+    del first
+    assert kernels.empty(LARGE, np.float32).ctypes.data != address  # a view of it is still held
+    del view
+    reused = kernels.empty(LARGE, np.float32)
+    assert reused.ctypes.data == address
+    reused[:] = 1
+    assert not np.shares_memory(reused, second)
+
+
+def test_threads_never_share_a_buffer():
+    import threading
+
+    failures = []
+
+    def work(value: float) -> None:
+        for _ in range(200):
+            a = kernels.empty(LARGE, np.float32)
+            a.fill(value)
+            if not (a == value).all():
+                failures.append(value)
+
+    threads = [threading.Thread(target=work, args=(v,)) for v in (1.0, 2.0, 3.0)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+
+
+def test_the_pool_keeps_at_most_pool_bytes_of_idle_buffers(monkeypatch):
+    monkeypatch.setattr(kernels, "_pool", {})
+    monkeypatch.setattr(kernels, "POOL_BYTES", 3 * kernels.REUSE_BYTES)
+    for k in range(1, 9):  # eight sizes, each freed at once
+        kernels.empty((kernels.REUSE_BYTES + 4096 * k,), np.uint8)
+    held = sum(size * len(buffers) for size, buffers in kernels._pool.items())
+    assert held <= 3 * kernels.REUSE_BYTES

@@ -569,12 +569,12 @@ def test_random_chains_of_permute_sum_reshape_and_broadcasting_pass_gradcheck(st
 # ---------------------------------------------------------------- process-wide settings
 
 
-def test_importing_the_package_or_creating_an_optimizer_keeps_glibcs_malloc_settings():
+def test_importing_training_or_computing_gradients_never_changes_mallocs_settings():
     import subprocess
     import sys
 
-    # In a fresh interpreter with a fake libc: neither `import tinygrad_conv` nor creating an optimizer calls mallopt
-    # (a training entry point opts in explicitly with keep_freed_memory()).
+    # In a fresh interpreter with a fake libc: no part of the library calls mallopt (the engine reuses its large
+    # temporaries itself: kernels.empty).
     probe = ("import ctypes, ctypes.util\n"
              "calls = []\n"
              "class Libc:\n"
@@ -586,6 +586,12 @@ def test_importing_the_package_or_creating_an_optimizer_keeps_glibcs_malloc_sett
              "model = nn.Linear(2, 2, rng=0)\n"
              "assert calls == [], calls\n"
              "optim.SGD(model.parameters(), lr=0.1)\n"
+             "import numpy as np\n"
+             "from tinygrad_conv.train import TrainConfig, train\n"
+             "rng = np.random.default_rng(0)\n"
+             "images, labels = rng.random((40, 1, 8, 8), np.float32), np.arange(40) % 10\n"
+             "train(TrainConfig(epochs=1, batch_size=20), progress=False, log=lambda line: None,\n"
+             "      split=(images, labels, images, labels))\n"
              "print(len(calls))\n")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr

@@ -6,7 +6,6 @@ gradients are derived; closed_form.py writes the same gradients by hand in plain
 
 from importlib.metadata import PackageNotFoundError, version
 
-from tinygrad_conv.allocator import keep_freed_memory
 from tinygrad_conv.gradcheck import gradcheck, gradgradcheck
 from tinygrad_conv.serialization import load, save
 from tinygrad_conv.tensor import Tensor, enable_grad, grad, is_grad_enabled, no_grad
@@ -17,4 +16,4 @@ except PackageNotFoundError:  # run from a checkout that was not pip-installed
     __version__ = "0+unknown"
 
 __all__ = ["Tensor", "grad", "no_grad", "enable_grad", "is_grad_enabled", "gradcheck", "gradgradcheck", "save",
-           "load", "keep_freed_memory", "__version__"]
+           "load", "__version__"]

@@ -8,13 +8,90 @@ Layout. The conv path keeps images batch-last in memory: im2col's columns are (C
 window's row is Wo·N numbers in one run of memory, `cols.reshape(C·KH·KW, Ho·Wo·N)` is one GEMM operand without a
 copy, and conv2d's output (N, Cout, Ho, Wo) is a view of (Cout, Ho, Wo, N) memory that the next im2col reads
 without a copy. `pad` writes a 4-D image batch-last for the same reason.
+
+Memory. The large arrays these routines return (columns, padded images, GEMM results) come from `empty`, which
+reuses a buffer of the same size once nothing refers to it any more, instead of asking malloc for fresh pages.
 """
 
 from __future__ import annotations
 
 import math
+import sys
+import threading
 
 import numpy as np
+
+# ---------------------------------------------------------------- memory: large temporaries, reused
+
+REUSE_BYTES = 1 << 20  # arrays this large come from the pool; malloc's own free lists serve smaller ones well
+POOL_BYTES = 1 << 30  # at most this much memory is kept for reuse while nothing refers to it
+
+_pool: dict[int, list[np.ndarray]] = {}  # nbytes → the uint8 buffers of that size handed out so far
+_pool_lock = threading.Lock()
+
+
+def _references(buffers: list[np.ndarray], k: int) -> int:
+    return sys.getrefcount(buffers[k])
+
+
+_IDLE = _references([np.empty(0)], 0)  # the count of a buffer that only its pool list refers to
+
+
+def empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """An uninitialised C-order array (reference: np.empty).
+
+    A large one reuses a buffer of the same byte size that nothing refers to any more: every view of a buffer (a
+    reshape, a transpose, a `.grad` handed to the user) holds a reference to it, so its reference count says
+    whether it is free. Fresh memory costs a page fault per 4 KiB on first touch, and malloc hands large blocks
+    back to the operating system when they are freed, so a training step that allocated its columns anew would
+    fault them in again every step. The pool is per process and keeps at most POOL_BYTES of buffers nothing refers
+    to; malloc's own behaviour is left alone.
+    """
+    dtype = np.dtype(dtype)
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes < REUSE_BYTES:
+        return np.empty(shape, dtype)
+    with _pool_lock:
+        buffers = _pool.setdefault(nbytes, [])
+        idle = [k for k in range(len(buffers)) if _references(buffers, k) == _IDLE]
+        if idle:
+            buffer = buffers[idle[0]]
+        else:
+            _make_room(nbytes)
+            buffer = np.empty(nbytes, np.uint8)
+            buffers.append(buffer)
+        return buffer.view(dtype).reshape(shape)
+
+
+def empty_reference(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    return np.empty(shape, dtype)
+
+
+def zeros(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """A C-order array of zeros (reference: np.zeros), from `empty`."""
+    out = empty(shape, dtype)
+    out.fill(0)
+    return out
+
+
+def zeros_reference(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    return np.zeros(shape, dtype)
+
+
+def _make_room(nbytes: int) -> None:
+    """Drop buffers nothing refers to, largest first, until the pool's idle ones and `nbytes` more fit in
+    POOL_BYTES."""
+    idle_bytes = sum(size for size, buffers in _pool.items()
+                     for k in range(len(buffers)) if _references(buffers, k) == _IDLE)
+    for size in sorted(_pool, reverse=True):
+        buffers = _pool[size]
+        for k in reversed(range(len(buffers))):
+            if idle_bytes + nbytes <= POOL_BYTES:
+                return
+            if _references(buffers, k) == _IDLE:
+                del buffers[k]
+                idle_bytes -= size
+
 
 # ---------------------------------------------------------------- C order
 
@@ -33,7 +110,7 @@ def c_order(a: np.ndarray) -> np.ndarray:
         source = last_first.reshape(a.shape[-1], -1)
     else:
         return np.ascontiguousarray(a)
-    out = np.empty(a.shape, a.dtype)
+    out = empty(a.shape, a.dtype)
     transpose_2d(source, out.reshape(source.shape[::-1]))
     return out
 
@@ -70,10 +147,10 @@ def pad(a: np.ndarray, pad_width: tuple[tuple[int, int], ...], value: float) -> 
     """a surrounded by `value` (reference: np.pad); a 4-D (N, C, H, W) result is laid out batch-last in memory."""
     inside = tuple(slice(before, before + n) for (before, _), n in zip(pad_width, a.shape))
     shape = [n + before + after for n, (before, after) in zip(a.shape, pad_width)]
+    out = empty((*shape[1:], shape[0]) if a.ndim == 4 else shape, a.dtype)
     if a.ndim == 4:
-        out = np.full((*shape[1:], shape[0]), value, a.dtype).transpose(3, 0, 1, 2)
-    else:
-        out = np.full_like(a, value, shape=shape)
+        out = out.transpose(3, 0, 1, 2)
+    out.fill(value)
     out[inside] = a
     return out
 
@@ -102,7 +179,7 @@ def im2col(x: np.ndarray, kernel_size: tuple[int, int], stride: tuple[int, int],
     columns = window_slices(w, kernel_size[1], stride[1], dilation[1])
     x_chwn = c_order(x.transpose(1, 2, 3, 0))
     ho, wo = len(range(h)[rows[0]]), len(range(w)[columns[0]])
-    cols = np.empty((c, len(rows), len(columns), ho, wo, n), x.dtype)
+    cols = empty((c, len(rows), len(columns), ho, wo, n), x.dtype)
     for i, row in enumerate(rows):
         for j, column in enumerate(columns):
             cols[:, i, j] = x_chwn[:, row, column]
@@ -138,10 +215,10 @@ def col2im(cols: np.ndarray, input_size: tuple[int, int], kernel_size: tuple[int
     (h, w), (sh, sw), (dh, dw) = input_size, stride, dilation
     rows, columns = window_slices(h, kh, sh, dh), window_slices(w, kw, sw, dw)
     rows_overlap, columns_overlap = sh < dh * (kh - 1) + 1, sw < dw * (kw - 1) + 1
-    image = np.zeros((c, h, w, n), cols.dtype)
+    image = zeros((c, h, w, n), cols.dtype)
     for j, column in enumerate(columns):
         if sh == 1:
-            strip = np.zeros((c, h, wo, n), cols.dtype)
+            strip = zeros((c, h, wo, n), cols.dtype)
             for i, row in enumerate(rows):
                 _put(strip[:, row], cols[:, i, j], rows_overlap and i > 0)
             _put(image[:, :, column], strip, columns_overlap and j > 0)
@@ -179,9 +256,14 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a @ b (reference: np.matmul). A product whose right operand is a transposed view and whose result is wider
     than tall — conv's weight gradient dL/dY · colsᵀ, (Cout, N·Ho·Wo) · (N·Ho·Wo, Cin·K²) — is computed as
     (bᵀ · aᵀ)ᵀ: the same sums, in the operand order OpenBLAS runs faster."""
-    if a.ndim >= 2 and b.ndim >= 2 and b.shape[-1] > a.shape[-2] and _is_transposed(b):
-        return np.swapaxes(np.swapaxes(b, -1, -2) @ np.swapaxes(a, -1, -2), -1, -2)
-    return a @ b
+    if a.ndim < 2 or b.ndim < 2:
+        return a @ b
+    batch = () if a.ndim == b.ndim == 2 else np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    dtype = a.dtype if a.dtype == b.dtype else np.result_type(a, b)
+    if b.shape[-1] > a.shape[-2] and _is_transposed(b):
+        out = empty((*batch, b.shape[-1], a.shape[-2]), dtype)
+        return np.swapaxes(np.matmul(np.swapaxes(b, -1, -2), np.swapaxes(a, -1, -2), out=out), -1, -2)
+    return np.matmul(a, b, out=empty((*batch, a.shape[-2], b.shape[-1]), dtype))
 
 
 def matmul_reference(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from tinygrad_conv import allocator, data, datasets, nn, optim, serialization
+from tinygrad_conv import data, datasets, nn, optim, serialization
 from tinygrad_conv import functional as F
 from tinygrad_conv.tensor import Tensor, no_grad
 
@@ -225,7 +225,6 @@ def train(
     resume: continue from the state in `checkpoint` (same config and data): the run ends with the same bits as
         one never interrupted.
     """
-    allocator.keep_freed_memory()  # the training loop's explicit opt-in to glibc's raised thresholds: allocator.py
     if dataset is None:
         dataset = _digits_split(split) if split is not None else datasets.load(config.data, config.image_size)
     x_train, y_train, x_test, y_test = dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test
