@@ -1,74 +1,220 @@
-"""How conv2d forward + backward time grows with the work: image size 8 → 64 and batch 16 → 256, ours and PyTorch.
+"""Speed and memory at the sizes real data brings: conv2d forward+backward as the batch and the images grow, and
+training steps of the demo CNN and of the 28×28 LeNet, ours against PyTorch.
 
-    python benchmarks/bench_scaling.py [--quick] [--interleave block|call]
+    python benchmarks/bench_scaling.py [--quick] [--force]
 
-float32, Cin = 8, Cout = 16, K = 3, padding 1 (so Ho·Wo = H·W). The work — every FLOP of the three GEMMs, every
-im2col/col2im copy — is proportional to N·H·W, so "per unit" = time / (N·H·W), normalised to the first row, is
-flat (1.00) when time grows linearly with the work; below 1 means fixed per-call costs being amortised, above 1
-means the larger problem runs less efficiently (caches, memory traffic).
+Every point runs in fresh processes, one per library (spawned workers), with malloc left at its defaults in both:
+what a user's script gets. The two take turns in blocks (see common.time_interleaved); numpy's three GEMMs of the
+conv, alone, take turns with them in our process: the least time our composition can take with numpy's BLAS.
+
+Memory is the rise of the process's peak resident memory over three calls, above its size before them (the
+inputs and the model already in memory): temporaries, gradients, caches, allocator slack, whatever library
+allocated them.
+
+Load check: before each point the script measures, for a second, how much CPU other processes use. Above 20% of the
+machine it stops without reporting (exit 3): such numbers measure the other processes. --force reports anyway and
+marks the table; --quick (a smoke test, not a measurement) never stops.
 """
 
 from __future__ import annotations
 
+import argparse
+import sys
+
 import numpy as np
-from bench_conv import make_case, ours_step
+from bench_conv import gemm_bound_step, make_case, ours_step, remote_torch_step
 from common import (
     Worker,
     fmt,
+    geomean,
+    import_torch,
+    interleave_settings,
     median,
     noise,
+    others_load,
+    print_header,
     print_table,
-    start_interleaved,
     time_interleaved,
 )
 
 C_IN, C_OUT, K, PAD = 8, 16, 3, 1
-IMAGE_SIZES = [8, 16, 32, 64]  # with N = 16
-BATCH_SIZES = [16, 64, 256]  # with 16×16 images
+IMAGE_SIZES = [8, 16, 32, 48, 64]  # with N = 16
+BATCH_SIZES = [8, 16, 32, 64, 128, 256]  # with 16×16 images
+TRAINING = [("digits-cnn", 64), ("digits-cnn", 256), ("lenet5", 64), ("lenet5", 256)]
+QUICK_CONV = [(16, 8), (16, 32), (64, 16)]
+QUICK_TRAINING = [("lenet5", 64)]
+BUSY = 0.2  # the share of the machine other processes may use before the script refuses to report
+MB = 1 / 2**20
 
 
-def sweep(cases: list[tuple[int, int]], worker: Worker | None, repeats: int, settings: dict) -> list[list[str]]:
-    """One table row per (N, H=W): times, ratio, per-unit times normalised to the first row."""
-    rows, first = [], None
-    for n, size in cases:
-        shape = (n, C_IN, size, size, C_OUT, K, PAD)
-        fns = {"ours": ours_step(make_case(shape, np.float32), PAD)}
-        if worker is not None:
-            fns["torch"] = worker.function("bench_conv:remote_torch_step", shape, "float32")
+# ---------------------------------------------------------------- what each worker builds
+
+
+def conv_shape(n: int, size: int) -> tuple[int, ...]:
+    return (n, C_IN, size, size, C_OUT, K, PAD)
+
+
+def ours_conv(n: int, size: int):
+    return ours_step(make_case(conv_shape(n, size), np.float32), PAD)
+
+
+def torch_conv(n: int, size: int):
+    return remote_torch_step(conv_shape(n, size), "float32")
+
+
+def gemm_bound(n: int, size: int):
+    return gemm_bound_step(conv_shape(n, size), np.float32)[0]
+
+
+def _trainer(model: str, batch: int):
+    """bench_train's Ours (train.build and TrainConfig's optimizer for the model) and one batch of its input size."""
+    from bench_train import Ours
+
+    size, channels = ((8, 8), 1) if model == "digits-cnn" else ((28, 28), 1)
+    rng = np.random.default_rng(0)
+    images = rng.random((batch, channels, *size), dtype=np.float32)
+    labels = np.arange(batch) % 10
+    return Ours(0, batch, (images, labels, images, labels), model=model), images, labels
+
+
+def ours_training(model: str, batch: int):
+    trainer, images, labels = _trainer(model, batch)
+    return lambda: trainer.step(images, labels)
+
+
+def torch_training(model: str, batch: int):
+    import torch
+    from bench_train import Torch
+
+    ours, images, labels = _trainer(model, batch)
+    trainer = Torch(torch, ours, seed=0)
+    del ours
+
+    def step() -> float:
+        loss = torch.nn.functional.cross_entropy(trainer.model(torch.tensor(images)),
+                                                 torch.tensor(labels, dtype=torch.int64))
+        trainer.optimizer.zero_grad()
+        loss.backward()
+        trainer.optimizer.step()
+        return loss.item()
+
+    return step
+
+
+# ---------------------------------------------------------------- one point
+
+
+TINY = {"conv": (1, 8), "training": None}  # a small point of each kind, run first: the libraries' one-time set-up
+
+
+def measure(kind: str, args: tuple, torch_available: bool, repeats: int, settings: dict) -> dict:
+    """Time (ms) and peak memory (bytes) of ours, torch's and (conv) the GEMM bound at one point, in fresh workers.
+
+    Each worker first runs a tiny point of the same kind twice, so that one-time set-up (thread pools, kernel
+    selection) is not counted as the point's memory."""
+    ours_worker = Worker()
+    torch_worker = Worker() if torch_available else None
+    tiny = TINY[kind] or (args[0], 2)
+    try:
+        workers = {"ours": ours_worker, "torch": torch_worker}
+        fns = {}
+        for name, worker in workers.items():
+            if worker is None:
+                continue
+            warm_up = worker.function(f"bench_scaling:{name}_{kind}", *tiny)
+            warm_up()
+            warm_up()
+            fns[name] = worker.function(f"bench_scaling:{name}_{kind}", *args)
+        memory = {name: fn.memory(3) for name, fn in fns.items()}
+        if kind == "conv":
+            fns["bound"] = ours_worker.function("bench_scaling:gemm_bound", *args)
         times = time_interleaved(fns, repeats, **settings)
-        ours = median(times["ours"])
-        theirs = median(times["torch"]) if worker is not None else None
-        units = n * size * size
-        per_unit = (ours / units, theirs / units if theirs else None)
-        first = first or per_unit
-        rows.append([
-            str(n), f"{size}x{size}", f"{units:,}", fmt(1e3 * ours), fmt(1e3 * theirs) if theirs else "-",
-            fmt(ours / theirs) if theirs else "-", fmt(per_unit[0] / first[0]),
-            fmt(per_unit[1] / first[1]) if theirs else "-", fmt(1e6 * per_unit[0], 3), noise(times),
-        ])
-    return rows
+    finally:
+        for worker in (ours_worker, torch_worker):
+            if worker is not None:
+                worker.close()
+    return {"ms": {name: 1e3 * median(t) for name, t in times.items()}, "memory": memory,
+            "noise": noise(times)}
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a and b else None
+
+
+def megabytes(value: int | None) -> str:
+    return fmt(value * MB, 1) if value is not None else "-"
+
+
+def check_load(quick: bool, force: bool) -> float | None:
+    load = others_load()
+    if load is not None and load > BUSY and not (quick or force):
+        print(f"\nstopped: other processes used {100 * load:.0f}% of the CPUs (more than {100 * BUSY:.0f}%), so the "
+              "numbers would measure them; rerun on a quiet machine, or pass --force to report anyway")
+        sys.exit(3)
+    return load
 
 
 def main() -> None:
-    _, repeats, settings, torch = start_interleaved(
-        __doc__,
-        "conv2d forward+backward scaling (float32, Cin 8 -> Cout 16, K 3, pad 1)",
-        [
-            "per unit = time / (N*H*W), normalised to the table's first row: flat (1.00) = time linear in the work",
-            "ours us/unit: our microseconds per output pixel (all 16 channels, forward+backward)",
-            "noise: interquartile range / median of the recorded calls (ours/torch)",
-        ],
-    )
-    headers = ["N", "H x W", "N*H*W", "ours ms", "torch ms", "ours/torch", "ours per unit", "torch per unit",
-               "ours us/unit", "noise"]
-    worker = Worker() if torch is not None else None
-    print_table(headers, sweep([(16, s) for s in IMAGE_SIZES], worker, repeats, settings),
-                title="image size (N = 16):")
-    print_table(headers, sweep([(n, 16) for n in BATCH_SIZES], worker, repeats, settings),
-                title="batch size (16 x 16 images):")
-    if worker is not None:
-        worker.close()
-    if torch is None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a few points, few repeats: a smoke test")
+    parser.add_argument("--force", action="store_true", help="report even when other processes load the machine")
+    args = parser.parse_args()
+    repeats = 5 if args.quick else 30
+    settings = interleave_settings("block", args.quick)
+    torch = import_torch()
+    print_header("speed and memory vs batch and image size: tinygrad_conv vs PyTorch, each in fresh processes",
+                 torch, args.quick, [
+                     f"timing: {repeats} recorded calls each, in turns of {settings['block']} "
+                     f"({1e3 * settings['settle']:.0f} ms pause + {settings['warmup']} warm-up calls); medians",
+                     "conv: float32, Cin 8 -> Cout 16, K 3, padding 1, forward + backward (dX, dW, db)",
+                     "bound: numpy's three GEMMs of the conv alone (fwd, dW, dcols), in our process",
+                     "MB: rise of peak resident memory over 3 calls, above the process's size before them",
+                     f"others: share of the CPUs other processes used in the second before the point "
+                     f"(above {100 * BUSY:.0f}% the script stops unless --force)",
+                 ])
+    has_torch = torch is not None
+    conv_points = QUICK_CONV if args.quick else [(16, s) for s in IMAGE_SIZES] + [(n, 16) for n in BATCH_SIZES]
+    training_points = QUICK_TRAINING if args.quick else TRAINING
+
+    rows, ratios, busiest = [], [], 0.0
+    for n, size in conv_points:
+        load = check_load(args.quick, args.force)
+        busiest = max(busiest, load or 0.0)
+        result = measure("conv", (n, size), has_torch, repeats, settings)
+        ms, memory = result["ms"], result["memory"]
+        speed = ratio(ms["ours"], ms.get("torch"))
+        if speed:
+            ratios.append(speed)
+        rows.append([str(n), f"{size}x{size}", fmt(ms["ours"]), fmt(ms.get("torch")), fmt(speed), fmt(ms["bound"]),
+                     fmt(ratio(ms["bound"], ms.get("torch"))), megabytes(memory["ours"]),
+                     megabytes(memory.get("torch")), fmt(ratio(memory["ours"], memory.get("torch"))),
+                     f"{100 * load:.0f}%" if load is not None else "-", result["noise"]])
+    print_table(["N", "H x W", "ours ms", "torch ms", "ours/torch", "bound ms", "bound/torch", "ours MB",
+                 "torch MB", "MB ratio", "others", "noise"], rows,
+                title="conv2d forward+backward (bound/torch above 1: numpy's GEMMs alone take longer than PyTorch's "
+                      "whole conv)")
+    if ratios:
+        print(f"ours/torch: geometric mean {geomean(ratios):.2f}, largest {max(ratios):.2f}")
+
+    rows = []
+    for model, batch in training_points:
+        load = check_load(args.quick, args.force)
+        busiest = max(busiest, load or 0.0)
+        result = measure("training", (model, batch), has_torch, repeats, settings)
+        ms, memory = result["ms"], result["memory"]
+        per_image = {name: value / batch if value is not None else None for name, value in memory.items()}
+        rows.append([model, str(batch), fmt(ms["ours"]), fmt(ms.get("torch")), fmt(ratio(ms["ours"], ms.get("torch"))),
+                     fmt(per_image["ours"] * MB, 3) if per_image["ours"] is not None else "-",
+                     fmt(per_image["torch"] * MB, 3) if per_image.get("torch") is not None else "-",
+                     fmt(ratio(memory["ours"], memory.get("torch"))),
+                     f"{100 * load:.0f}%" if load is not None else "-", result["noise"]])
+    print_table(["model", "batch", "ours ms", "torch ms", "ours/torch", "ours MB/image", "torch MB/image",
+                 "MB ratio", "others", "noise"], rows,
+                title="one training step (forward, cross-entropy, backward, optimizer step), train.py's optimizer")
+    if busiest > BUSY:
+        print(f"\nnote: other processes used up to {100 * busiest:.0f}% of the CPUs during this run: the numbers are "
+              "not a measurement of a quiet machine")
+    if not has_torch:
         print("torch not importable: no PyTorch columns")
 
 

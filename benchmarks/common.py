@@ -131,6 +131,10 @@ class RemoteFunction:
     def turn(self, warmup: int, count: int) -> list[float]:
         return self.worker.ask("turn", self.key, warmup, count)
 
+    def memory(self, calls: int) -> int | None:
+        """peak_memory_growth of `calls` calls, measured in the worker."""
+        return self.worker.ask("memory", self.key, calls)
+
 
 def _serve(connection: Any) -> None:
     """The Worker's loop: build, call (results as numpy arrays), turn (warm-up calls, then timed calls), stop."""
@@ -148,6 +152,9 @@ def _serve(connection: Any) -> None:
                 module, name = factory.split(":")
                 functions[key] = getattr(importlib.import_module(module), name)(*args)
                 reply = None
+            elif command == "memory":
+                key, calls = params
+                reply = peak_memory_growth(functions[key], calls)
             elif command == "call":
                 result = functions[params[0]]()
                 reply = tuple(_as_numpy(r) for r in result) if isinstance(result, tuple) else _as_numpy(result)
@@ -198,6 +205,47 @@ def time_interleaved(
                 times[name].append(time_once(fns[name]))
         round_ += 1
     return times
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise KeyError(field)
+
+
+def peak_memory_growth(fn: Callable[[], Any], calls: int) -> int | None:
+    """Bytes by which the process's peak resident memory (VmHWM) rises above its resident size before the calls:
+    everything fn allocates and keeps or frees (temporaries, gradients, caches, allocator slack), as the operating
+    system sees it, whatever library allocated it. Linux only (None elsewhere): the peak is reset through
+    /proc/self/clear_refs."""
+    try:
+        before = _status_kib("VmRSS")
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+    except OSError:
+        return None
+    for _ in range(calls):
+        fn()
+    return 1024 * (_status_kib("VmHWM") - before)
+
+
+def others_load(seconds: float = 1.0) -> float | None:
+    """The fraction of all CPUs' time that other processes used while this one slept for `seconds`, from /proc/stat
+    (None where there is none): 0 on a quiet machine, 0.5 when one of two cores is taken."""
+    def snapshot() -> tuple[int, int]:
+        with open("/proc/stat") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return sum(fields[:8]) - idle, sum(fields[:8])
+    try:
+        busy0, total0 = snapshot()
+        time.sleep(seconds)
+        busy1, total1 = snapshot()
+    except OSError:
+        return None
+    return (busy1 - busy0) / max(total1 - total0, 1)
 
 
 def interleave_settings(mode: str, quick: bool) -> dict[str, Any]:
