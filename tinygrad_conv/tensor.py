@@ -680,7 +680,7 @@ def _backpropagate(roots: Sequence[Tensor], root_grads: Sequence[Any], create_gr
     """(tensor, dL/d(tensor)) for every tensor the roots depend on, outputs first: the chain rule.
 
     create_graph=False: the rules run on arrays. True: on Tensors, so each gradient is a Tensor with a graph.
-    targets: visit only the tensors on a path to one of them (None: all).
+    targets: visit only the tensors on a path to one of them, and return only theirs (None: all).
     """
     order = _toposort(roots)
     if targets is not None:  # inputs first, so a tensor is on a path when one of its parents is
@@ -698,7 +698,8 @@ def _backpropagate(roots: Sequence[Tensor], root_grads: Sequence[Any], create_gr
         grad = grads.pop(tensor, None)
         if grad is None:
             continue
-        done.append((tensor, grad))
+        if targets is None or tensor in targets:  # the others' gradients are freed as soon as they are used
+            done.append((tensor, grad))
         op = tensor._ctx
         if op is None:
             continue
