@@ -278,6 +278,7 @@ def train(
             total_loss += loss_value * len(labels)
             correct += int((logits.data.argmax(axis=1) == labels).sum())
             seen += len(labels)
+            del logits, loss  # this step's graph, freed now rather than kept alive through the next forward pass
             if progress:
                 bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.3f}", refresh=False)
         seconds = time.perf_counter() - started
