@@ -47,10 +47,13 @@ def empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     fault them in again every step. The pool is per process and keeps at most POOL_BYTES of buffers nothing refers
     to; malloc's own behaviour is left alone.
     """
-    dtype = np.dtype(dtype)
-    nbytes = math.prod(shape) * dtype.itemsize
+    nbytes = math.prod(shape) * np.dtype(dtype).itemsize
     if nbytes < REUSE_BYTES:
         return np.empty(shape, dtype)
+    return _reused(shape, dtype, nbytes)
+
+
+def _reused(shape: tuple[int, ...], dtype: np.dtype, nbytes: int) -> np.ndarray:
     with _pool_lock:
         buffers = _pool.setdefault(nbytes, [])
         idle = [k for k in range(len(buffers)) if _references(buffers, k) == _IDLE]
@@ -68,8 +71,11 @@ def empty_reference(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
 
 
 def zeros(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """A C-order array of zeros (reference: np.zeros), from `empty`."""
-    out = empty(shape, dtype)
+    """A C-order array of zeros (reference: np.zeros), from `empty` when large."""
+    nbytes = math.prod(shape) * np.dtype(dtype).itemsize
+    if nbytes < REUSE_BYTES:
+        return np.zeros(shape, dtype)
+    out = _reused(shape, dtype, nbytes)
     out.fill(0)
     return out
 
@@ -258,7 +264,7 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     (bᵀ · aᵀ)ᵀ: the same sums, in the operand order OpenBLAS runs faster."""
     if a.ndim < 2 or b.ndim < 2:
         return a @ b
-    batch = () if a.ndim == b.ndim == 2 else np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    batch = a.shape[:-2] if a.shape[:-2] == b.shape[:-2] else np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     dtype = a.dtype if a.dtype == b.dtype else np.result_type(a, b)
     if b.shape[-1] > a.shape[-2] and _is_transposed(b):
         out = empty((*batch, b.shape[-1], a.shape[-2]), dtype)
