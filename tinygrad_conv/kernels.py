@@ -15,6 +15,7 @@ reuses a buffer of the same size once nothing refers to it any more, instead of 
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 import threading
@@ -47,10 +48,14 @@ def empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     fault them in again every step. The pool is per process and keeps at most POOL_BYTES of buffers nothing refers
     to; malloc's own behaviour is left alone.
     """
-    nbytes = math.prod(shape) * np.dtype(dtype).itemsize
+    nbytes = math.prod(shape) * _itemsize(dtype)
     if nbytes < REUSE_BYTES:
         return np.empty(shape, dtype)
     return _reused(shape, dtype, nbytes)
+
+
+def _itemsize(dtype: np.dtype) -> int:
+    return dtype.itemsize if isinstance(dtype, np.dtype) else np.dtype(dtype).itemsize
 
 
 def _reused(shape: tuple[int, ...], dtype: np.dtype, nbytes: int) -> np.ndarray:
@@ -72,7 +77,7 @@ def empty_reference(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
 
 def zeros(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     """A C-order array of zeros (reference: np.zeros), from `empty` when large."""
-    nbytes = math.prod(shape) * np.dtype(dtype).itemsize
+    nbytes = math.prod(shape) * _itemsize(dtype)
     if nbytes < REUSE_BYTES:
         return np.zeros(shape, dtype)
     out = _reused(shape, dtype, nbytes)
@@ -168,10 +173,11 @@ def pad_reference(a: np.ndarray, pad_width: tuple[tuple[int, int], ...], value: 
 # ---------------------------------------------------------------- im2col and col2im
 
 
-def window_slices(size: int, kernel: int, stride: int, dilation: int) -> list[slice]:
+@functools.lru_cache(maxsize=256)
+def window_slices(size: int, kernel: int, stride: int, dilation: int) -> tuple[slice, ...]:
     """Along one axis of length `size`: the positions kernel tap i reads, as a strided slice for each i."""
     count = (size - dilation * (kernel - 1) - 1) // stride + 1
-    return [slice(i * dilation, i * dilation + stride * (count - 1) + 1, stride) for i in range(kernel)]
+    return tuple(slice(i * dilation, i * dilation + stride * (count - 1) + 1, stride) for i in range(kernel))
 
 
 def im2col(x: np.ndarray, kernel_size: tuple[int, int], stride: tuple[int, int],
@@ -261,15 +267,19 @@ def _put(target: np.ndarray, values: np.ndarray, accumulate: bool) -> None:
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a @ b (reference: np.matmul). A product whose right operand is a transposed view and whose result is wider
     than tall — conv's weight gradient dL/dY · colsᵀ, (Cout, N·Ho·Wo) · (N·Ho·Wo, Cin·K²) — is computed as
-    (bᵀ · aᵀ)ᵀ: the same sums, in the operand order OpenBLAS runs faster."""
+    (bᵀ · aᵀ)ᵀ: the same sums, in the operand order OpenBLAS runs faster. A large result goes into a reused buffer
+    (`empty`)."""
     if a.ndim < 2 or b.ndim < 2:
         return a @ b
-    batch = a.shape[:-2] if a.shape[:-2] == b.shape[:-2] else np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    dtype = a.dtype if a.dtype == b.dtype else np.result_type(a, b)
-    if b.shape[-1] > a.shape[-2] and _is_transposed(b):
-        out = empty((*batch, b.shape[-1], a.shape[-2]), dtype)
-        return np.swapaxes(np.matmul(np.swapaxes(b, -1, -2), np.swapaxes(a, -1, -2), out=out), -1, -2)
-    return np.matmul(a, b, out=empty((*batch, a.shape[-2], b.shape[-1]), dtype))
+    swap = b.shape[-1] > a.shape[-2] and _is_transposed(b)
+    if swap:
+        a, b = np.swapaxes(b, -1, -2), np.swapaxes(a, -1, -2)
+    if math.prod(a.shape[:-1]) * b.shape[-1] * a.itemsize < REUSE_BYTES:  # the result's size, if b is not batched
+        out = a @ b
+    else:
+        batch = a.shape[:-2] if a.shape[:-2] == b.shape[:-2] else np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        out = np.matmul(a, b, out=empty((*batch, a.shape[-2], b.shape[-1]), np.result_type(a, b)))
+    return np.swapaxes(out, -1, -2) if swap else out
 
 
 def matmul_reference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
