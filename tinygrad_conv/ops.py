@@ -303,9 +303,9 @@ class Max(Op):
             mask = maxima / maxima.sum(axis=self.axes, keepdims=True, dtype=a_values.dtype)
         else:
             mask = kernels.first_maxima(a_values, maxima, self.axes)
-            nan_windows = np.isnan(out_values) if ties == "pool" else None
-            if nan_windows is not None and nan_windows.any():
-                mask = np.where(nan_windows, kernels.first_maxima(a_values, maxima, self.axes, last=True), mask)
+            if ties == "pool" and np.isnan(out_values).any():  # windows holding NaN: their last NaN instead
+                last = kernels.first_maxima(a_values, maxima, self.axes, last=True)
+                mask = np.where(np.isnan(out_values), last, mask)
         return (expand(reshape(g, kept), a.shape) * mask,)
 
 
