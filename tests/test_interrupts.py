@@ -54,6 +54,7 @@ def without_pictures(monkeypatch):
     """For in-process runs whose curves, filters and confusion pictures no test looks at."""
     _skip_drawing(monkeypatch)
 
+
 # The real command line in a subprocess, with one change: epoch 2 stops after its first batch until a signal arrives
 # (its handler raises inside the sleep), and says so by creating the file argv[1]. So the signal lands mid-epoch,
 # after a step that the checkpoint does not hold, every time; a guessed sleep after the first checkpoint did not
