@@ -34,6 +34,15 @@ def test_item_assignment_on_the_tensor_is_counted_and_refused_naming_the_op_and_
         loss_t.backward()
 
 
+def test_item_assignment_into_an_intermediate_refuses_the_backward_through_the_op_that_made_it():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    y = x * 2
+    y[0] = 5.0
+    loss = (y * y).sum()  # recorded after the write: its own rule is fine, y's maker Mul is not
+    with pytest.raises(RuntimeError, match=r"through Mul .* output .*modified in place"):
+        loss.backward()
+
+
 def test_item_assignment_writes_as_numpy_with_tensor_indices_and_values():
     t = Tensor(np.arange(6.0).reshape(2, 3))
     t[0, Tensor(np.array([2, 0]))] = Tensor([10.0, 20.0])
