@@ -251,20 +251,22 @@ for name in ("plot_curves", "plot_filters", "plot_confusion"):
 sys.exit(cli.main(sys.argv[1:]))
 """
 
-# Racers for run directories, started together: each waits for the file `go`, then for k < rounds asks for --out
-# base/out-k (holding every lock it wins until it exits) and for a fresh runs/<timestamp>, and prints what it got.
+# Racers for run directories, released together: each blocks reading a byte from stdin, then for k < rounds asks
+# for --out base/out-k (holding every lock it wins until it exits) and for a fresh runs/<timestamp>, and prints what
+# it got. The short sleep each round keeps the racers abreast (on a busy machine, one would otherwise run through
+# every round before the others start), so they meet at the same directories.
 RACER = """
-import json, os, sys
+import json, os, sys, time
 from pathlib import Path
 from tinygrad_conv import cli
 
 base, rounds = Path(sys.argv[1]), int(sys.argv[2])
 os.chdir(base)
 (base / f"ready-{os.getpid()}").touch()
-while not (base / "go").exists():
-    pass
+sys.stdin.read(1)
 won, made, locks = [], [], []
 for k in range(rounds):
+    time.sleep(0.0005)
     try:
         out, lock = cli._run_directory(base / f"out-{k}", False)
         won.append(k)
@@ -280,13 +282,15 @@ print(json.dumps({"won": won, "made": made}))
 
 def test_racing_processes_each_get_their_own_run_directory_many_times(tmp_path):
     racers, rounds = 4, 50
-    processes = [subprocess.Popen([sys.executable, "-c", RACER, str(tmp_path), str(rounds)], stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True) for _ in range(racers)]
+    processes = [subprocess.Popen([sys.executable, "-c", RACER, str(tmp_path), str(rounds)], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(racers)]
     deadline = time.monotonic() + 60
     while len(list(tmp_path.glob("ready-*"))) < racers:
         assert all(p.poll() is None for p in processes) and time.monotonic() < deadline
         time.sleep(0.01)
-    (tmp_path / "go").touch()
+    for process in processes:  # all blocked in read(1): released within microseconds of each other
+        process.stdin.write("g")
+        process.stdin.flush()
     results = []
     for process in processes:
         stdout, stderr = process.communicate(timeout=60)
