@@ -1,6 +1,9 @@
 """Reliability, round two (issue 15): interrupted runs, resuming, racing runs, failing writes, broken results.
 
-The signal tests are real: `tinygrad-conv train` runs in a subprocess and gets SIGINT or SIGTERM mid-epoch."""
+The signal tests are real: `tinygrad-conv train` runs in a subprocess and gets SIGINT or SIGTERM mid-epoch; the
+racing tests start real processes at once. For speed, the runs train on 320 of the bundled 8×8 digits (an IDX
+folder written once), the independent subprocesses run at the same time, and in-process runs whose pictures no
+test looks at skip drawing them (matplotlib takes ~1.5 s a run, most of this file's time)."""
 
 import hashlib
 import json
@@ -15,12 +18,65 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinygrad_conv import cli, serialization
+from tinygrad_conv import cli, plots, serialization
 from tinygrad_conv.cli import main
 from tinygrad_conv.train import TrainConfig, train
 
-# 2 epochs of the digits CNN with its default batches: an epoch is long enough (~1 s) to interrupt inside it
-ARGS = ["--epochs", "2", "--no-progress"]
+
+@pytest.fixture(scope="module")
+def small_digits(tmp_path_factory) -> str:
+    """An IDX folder (--data) of the first 320 training and 80 test images of the bundled digits."""
+    from tinygrad_conv import data
+
+    x_train, y_train, x_test, y_test = data.load_split()
+    folder = tmp_path_factory.mktemp("small-digits")
+    for part, images, labels in (("train", x_train[:320], y_train[:320]), ("t10k", x_test[:80], y_test[:80])):
+        for kind, array in (("images-idx3", np.rint(images[:, 0] * 255)), ("labels-idx1", labels)):
+            array = np.asarray(array, np.uint8)
+            header = b"\0\0\x08" + bytes([array.ndim]) + b"".join(n.to_bytes(4, "big") for n in array.shape)
+            (folder / f"{part}-{kind}-ubyte").write_bytes(header + array.tobytes())
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def args(small_digits) -> list[str]:
+    """2 epochs of the digits CNN with its default batches, on the small digits."""
+    return ["--epochs", "2", "--no-progress", "--data", small_digits]
+
+
+def _skip_drawing(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("plot_curves", "plot_filters", "plot_confusion"):
+        monkeypatch.setattr(plots, name, lambda *args, **kwargs: None)
+
+
+@pytest.fixture
+def without_pictures(monkeypatch):
+    """For in-process runs whose curves, filters and confusion pictures no test looks at."""
+    _skip_drawing(monkeypatch)
+
+
+# The real command line in a subprocess, with one change: epoch 2 stops after its first batch until a signal arrives
+# (its handler raises inside the sleep), and says so by creating the file argv[1]. So the signal lands mid-epoch,
+# after a step that the checkpoint does not hold, every time; a guessed sleep after the first checkpoint did not
+# promise that.
+PAUSED_IN_EPOCH_2 = """
+import sys, time
+from pathlib import Path
+from tinygrad_conv import cli, data
+
+ready, real_batches, epochs = Path(sys.argv[1]), data.batches, []
+
+def batches(*args, **kwargs):
+    epochs.append(len(epochs) + 1)
+    for k, batch in enumerate(real_batches(*args, **kwargs)):
+        if epochs[-1] == 2 and k == 1:
+            ready.touch()
+            time.sleep(60)
+        yield batch
+
+data.batches = batches
+sys.exit(cli.main(sys.argv[2:]))
+"""
 
 
 def _digest(path: Path) -> str:
@@ -32,29 +88,42 @@ def _digest(path: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
-    out = tmp_path_factory.mktemp("whole") / "run"
-    assert main(["train", *ARGS, "--out", str(out)]) == 0
-    return out
-
-
-def _interrupt_after_first_checkpoint(out: Path, signum: int) -> subprocess.CompletedProcess:
-    process = subprocess.Popen([sys.executable, "-m", "tinygrad_conv", "train", *ARGS, "--out", str(out)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def runs(tmp_path_factory, args):
+    """An uninterrupted run (in this process) and, at the same time, two subprocess runs of the same command, one
+    sent SIGINT and one SIGTERM in the middle of epoch 2: {"whole": its directory, signum: (its directory, the
+    finished process)}."""
+    base = tmp_path_factory.mktemp("runs")
+    started = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        out, ready = base / signal.Signals(signum).name, base / f"{signal.Signals(signum).name}.ready"
+        process = subprocess.Popen([sys.executable, "-c", PAUSED_IN_EPOCH_2, str(ready), "train", *args, "--out",
+                                    str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        started[signum] = out, ready, process
+    found = {"whole": base / "whole"}
+    with pytest.MonkeyPatch.context() as patch:
+        _skip_drawing(patch)
+        assert main(["train", *args, "--out", str(found["whole"])]) == 0
     deadline = time.monotonic() + 60
-    while not (out / "checkpoint.npz").exists():
-        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
-        time.sleep(0.01)
-    time.sleep(0.1)  # inside epoch 2
-    process.send_signal(signum)
-    stdout, stderr = process.communicate(timeout=60)
-    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    for signum, (_, ready, process) in started.items():
+        while not ready.exists():
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+            time.sleep(0.01)
+        process.send_signal(signum)
+    for signum, (out, _, process) in started.items():
+        stdout, stderr = process.communicate(timeout=60)
+        found[signum] = out, subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    return found
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(runs):
+    return runs["whole"]
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_a_signalled_run_keeps_its_last_epoch_and_resumes_to_the_same_bits(signum, code, uninterrupted, tmp_path):
-    out = tmp_path / "run"
-    done = _interrupt_after_first_checkpoint(out, signum)
+def test_a_signalled_run_keeps_its_last_epoch_and_resumes_to_the_same_bits(signum, code, runs, uninterrupted,
+                                                                           without_pictures):
+    out, done = runs[signum]
     name = signal.Signals(signum).name
     assert done.returncode == code, done.stderr
     assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1, done.stderr
@@ -109,7 +178,8 @@ def test_resume_is_bit_identical_for_adam_and_a_model_with_dropout(tmp_path):
               resume=True, **quiet)
 
 
-def test_a_run_interrupted_before_its_first_epoch_leaves_metrics_and_resumes(tmp_path, monkeypatch, capsys):
+def test_a_run_interrupted_before_its_first_epoch_leaves_metrics_and_resumes(tmp_path, monkeypatch, capsys,
+                                                                            without_pictures):
     import tinygrad_conv.train as train_module
 
     real_batches = train_module.data.batches
@@ -171,9 +241,72 @@ def test_racing_threads_each_get_their_own_run_directory(tmp_path, monkeypatch):
     assert not list(Path("runs").glob(".write-test*"))
 
 
-def test_two_runs_racing_for_one_out_directory_one_wins_one_is_told(tmp_path):
+# The command line in a subprocess, drawing no pictures (what the racing runs are about is their directories).
+WITHOUT_PICTURES = """
+import sys
+from tinygrad_conv import cli, plots
+
+for name in ("plot_curves", "plot_filters", "plot_confusion"):
+    setattr(plots, name, lambda *args, **kwargs: None)
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+# Racers for run directories, released together: each blocks reading a byte from stdin, then for k < rounds asks
+# for --out base/out-k (holding every lock it wins until it exits) and for a fresh runs/<timestamp>, and prints what
+# it got. The short sleep each round keeps the racers abreast (on a busy machine, one would otherwise run through
+# every round before the others start), so they meet at the same directories.
+RACER = """
+import json, os, sys, time
+from pathlib import Path
+from tinygrad_conv import cli
+
+base, rounds = Path(sys.argv[1]), int(sys.argv[2])
+os.chdir(base)
+(base / f"ready-{os.getpid()}").touch()
+sys.stdin.read(1)
+won, made, locks = [], [], []
+for k in range(rounds):
+    time.sleep(0.0005)
+    try:
+        out, lock = cli._run_directory(base / f"out-{k}", False)
+        won.append(k)
+        locks.append(lock)
+    except ValueError as error:
+        assert "being used by another training run" in str(error) or "already holds" in str(error), error
+    out, lock = cli._run_directory(None, False)
+    made.append(str(out))
+    locks.append(lock)
+print(json.dumps({"won": won, "made": made}))
+"""
+
+
+def test_racing_processes_each_get_their_own_run_directory_many_times(tmp_path):
+    racers, rounds = 4, 50
+    processes = [subprocess.Popen([sys.executable, "-c", RACER, str(tmp_path), str(rounds)], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(racers)]
+    deadline = time.monotonic() + 60
+    while len(list(tmp_path.glob("ready-*"))) < racers:
+        assert all(p.poll() is None for p in processes) and time.monotonic() < deadline
+        time.sleep(0.01)
+    for process in processes:  # all blocked in read(1): released within microseconds of each other
+        process.stdin.write("g")
+        process.stdin.flush()
+    results = []
+    for process in processes:
+        stdout, stderr = process.communicate(timeout=60)
+        assert process.returncode == 0, stderr
+        results.append(json.loads(stdout))
+    won = sorted(k for result in results for k in result["won"])
+    assert won == list(range(rounds))  # every --out directory went to exactly one racer; the others were told
+    made = [path for result in results for path in result["made"]]
+    assert len(set(made)) == racers * rounds  # no two runs/<timestamp> directories shared
+    assert all((tmp_path / path).is_dir() for path in made)
+
+
+def test_two_runs_racing_for_one_out_directory_one_wins_one_is_told(tmp_path, small_digits):
     out = tmp_path / "shared"
-    command = [sys.executable, "-m", "tinygrad_conv", "train", "--epochs", "1", "--no-progress", "--out", str(out)]
+    command = [sys.executable, "-c", WITHOUT_PICTURES, "train", "--epochs", "1", "--no-progress", "--data",
+               small_digits, "--out", str(out)]
     processes = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                  for _ in range(3)]
     results = [(p.wait(timeout=120), p.stderr.read()) for p in processes]
@@ -200,7 +333,8 @@ def test_a_locked_out_directory_is_refused_even_with_force(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("failing", ["model.npz", "metrics.json", "curves.png"])
-def test_a_full_disk_is_one_line_naming_the_file_and_no_empty_metrics(failing, tmp_path, monkeypatch, capsys):
+def test_a_full_disk_is_one_line_naming_the_file_and_no_empty_metrics(failing, tmp_path, monkeypatch, capsys,
+                                                                      small_digits):
     real = serialization.atomic_write
 
     def full_disk(path, write):
@@ -211,7 +345,7 @@ def test_a_full_disk_is_one_line_naming_the_file_and_no_empty_metrics(failing, t
     monkeypatch.setattr(serialization, "atomic_write", full_disk)
     monkeypatch.setattr("tinygrad_conv.plots.atomic_write", full_disk)
     out = tmp_path / "run"
-    assert main(["train", "--epochs", "1", "--no-progress", "--out", str(out)]) == 1
+    assert main(["train", "--epochs", "1", "--no-progress", "--data", small_digits, "--out", str(out)]) == 1
     err = capsys.readouterr().err
     assert err == f"tinygrad-conv: error: cannot write {out / failing}: No space left on device\n"
     assert not (out / "metrics.json").exists() or json.loads((out / "metrics.json").read_text())
@@ -226,9 +360,8 @@ def test_metrics_json_is_strict_json_with_null_for_nan(tmp_path, capsys):
              "seconds": 0.1}
     metrics = {"test_accuracy": 0.5, "history": [epoch], "confusion": [[1, 0], [0, 1]]}
     out.mkdir()
-    from tinygrad_conv.train import build_model
-
-    cli._write_outputs(out, build_model().state_dict(), {}, metrics, ["a", "b"])
+    weights = {"0.weight": np.zeros((2, 1, 3, 3), np.float32), "0.bias": np.zeros(2, np.float32)}
+    cli._write_outputs(out, weights, {}, metrics, ["a", "b"])
     text = (out / "metrics.json").read_text()
     assert "NaN" not in text and "Infinity" not in text
     assert json.loads(text)["history"][0]["train_loss"] is None
@@ -249,9 +382,10 @@ def test_evaluate_refuses_nan_weights_naming_the_parameter(uninterrupted, tmp_pa
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
-def test_a_run_ending_at_chance_warns_and_says_so_in_its_metrics(tmp_path, capsys):
+def test_a_run_ending_at_chance_warns_and_says_so_in_its_metrics(tmp_path, capsys, small_digits, without_pictures):
     out = tmp_path / "run"
-    code = main(["train", "--epochs", "1", "--lr", "1e9", "--on-nonfinite", "skip", "--no-progress", "--out", str(out)])
+    code = main(["train", "--epochs", "1", "--lr", "1e9", "--on-nonfinite", "skip", "--no-progress", "--data",
+                 small_digits, "--out", str(out)])
     captured = capsys.readouterr()
     assert code == 0  # the run completed; see --on-nonfinite's help
     assert "is at chance level" in captured.err

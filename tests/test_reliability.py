@@ -353,6 +353,40 @@ def test_float32_log_softmax_and_cross_entropy_stay_finite_and_float32_at_1e4():
     assert loss.item() == pytest.approx((2e4 + np.log(2) + np.log(4) + (1e4 - 5.0)) / 3, rel=1e-6)
 
 
+# ---------------------------------------------------------------- empty reduction axes: PyTorch's dim, numpy's axis
+
+TIED = np.array([[1.0, 3.0, 3.0], [0.5, -1.0, 2.0]])  # max 3 twice: shows how a gradient is shared
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean", "max"])
+def test_an_empty_dim_reduces_every_axis_as_pytorch_in_value_and_gradient(reduction, torch):
+    x, x_t = Tensor(TIED, requires_grad=True), torch.tensor(TIED, requires_grad=True)
+    out = getattr(x, reduction)(dim=())
+    out_t = getattr(x_t, "amax" if reduction == "max" else reduction)(dim=())  # torch's max takes no dim=()
+    assert out.shape == () and out.item() == out_t.item()
+    (out * 3.0).backward()
+    (out_t * 3.0).backward()
+    np.testing.assert_array_equal(x.grad, x_t.grad.numpy())  # max: the tied 3s share it, as amax's
+
+
+@pytest.mark.parametrize("keepdims", [False, True])
+@pytest.mark.parametrize("reduction", ["sum", "mean", "max"])
+def test_an_empty_axis_reduces_nothing_as_numpy_and_passes_the_gradient_through(reduction, keepdims):
+    x = Tensor(TIED, requires_grad=True)
+    out = getattr(x, reduction)(axis=(), keepdims=keepdims)
+    np.testing.assert_array_equal(out.data, getattr(np, reduction)(TIED, axis=(), keepdims=keepdims))
+    (out * TIED).sum().backward()
+    np.testing.assert_array_equal(x.grad, TIED)
+
+
+@pytest.mark.xfail(strict=True, reason="dim=[] reduces no axis here, every axis in PyTorch: "
+                                       "tensor._reduction_args maps only dim=() to all axes")
+@pytest.mark.parametrize("reduction", ["sum", "max"])
+def test_an_empty_dim_list_reduces_every_axis_as_pytorch(reduction, torch):
+    out_t = getattr(torch.tensor(TIED), "amax" if reduction == "max" else reduction)(dim=[])
+    assert getattr(Tensor(TIED), reduction)(dim=[]).data.tolist() == out_t.tolist()
+
+
 # ---------------------------------------------------------------- big graphs
 
 

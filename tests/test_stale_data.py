@@ -19,14 +19,88 @@ def test_writing_data_after_the_forward_pass_is_refused_naming_the_op_and_tensor
         loss.backward()
 
 
+def test_item_assignment_on_the_tensor_is_counted_and_refused_naming_the_op_and_tensor(torch):
+    x = Tensor([1.0, 2.0, 3.0], requires_grad=True)
+    w = Tensor([4.0, 5.0, 6.0], requires_grad=True, name="w")
+    loss = (x * w).sum()
+    w[:] = 0  # the issue's `w.data[:] = 0`, written on the tensor: the documented, counted way
+    with pytest.raises(RuntimeError, match=r"through Mul .* input 1 \('w', shape \(3,\)\).*modified in place"):
+        loss.backward()
+    x_t, w_t = torch.tensor([1.0, 2.0, 3.0], requires_grad=True), torch.tensor([4.0, 5.0, 6.0], requires_grad=True)
+    loss_t = (x_t * w_t).sum()
+    with torch.no_grad():
+        w_t[:] = 0
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):  # PyTorch refuses the same
+        loss_t.backward()
+
+
+def test_item_assignment_into_an_intermediate_refuses_the_backward_through_the_op_that_made_it():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    y = x * 2
+    y[0] = 5.0
+    loss = (y * y).sum()  # recorded after the write: its own rule is fine, y's maker Mul is not
+    with pytest.raises(RuntimeError, match=r"through Mul .* output .*modified in place"):
+        loss.backward()
+
+
+def test_item_assignment_writes_as_numpy_with_tensor_indices_and_values():
+    t = Tensor(np.arange(6.0).reshape(2, 3))
+    t[0, Tensor(np.array([2, 0]))] = Tensor([10.0, 20.0])
+    t[Tensor(np.array([False, True]))] = -1.0
+    np.testing.assert_array_equal(t.data, [[20.0, 1.0, 10.0], [-1.0, -1.0, -1.0]])
+
+
+def test_writing_into_the_array_from_data_is_not_seen_as_with_pytorchs_data(torch):
+    """The limit, stated in `Tensor.data`'s docstring and the README: numpy has no hook on writes into an array,
+    so `w.data[...] = v` after the forward pass goes unseen — PyTorch's `.data` behaves the same."""
+    x = Tensor([1.0, 2.0, 3.0], requires_grad=True)
+    w = Tensor([4.0, 5.0, 6.0], requires_grad=True)
+    loss = (x * w).sum()
+    w.data[:] = 0
+    loss.backward()
+    x_t, w_t = torch.tensor([1.0, 2.0, 3.0], requires_grad=True), torch.tensor([4.0, 5.0, 6.0], requires_grad=True)
+    loss_t = (x_t * w_t).sum()
+    w_t.data[:] = 0
+    loss_t.backward()
+    np.testing.assert_array_equal(x.grad, x_t.grad.numpy())
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0, 0.0])
+
+
+def test_reading_data_between_forward_and_backward_never_raises():
+    x = Tensor(np.ones((2, 3)), requires_grad=True)
+    w = Tensor(np.full((3, 2), 0.5), requires_grad=True)
+    loss = (x @ w).relu().sum()
+    seen = (loss.data, float(loss.data), loss.item(), repr(loss), str(w.data), w.numpy().sum(), np.asarray(w))
+    assert seen[1] == 6.0
+    loss.backward()
+    np.testing.assert_array_equal(x.grad, np.ones((2, 3)))
+
+
+def test_micrograd_style_updates_through_data_keep_working_and_are_counted():
+    w = Tensor([1.0, 2.0], requires_grad=True)
+    array = w.data
+    loss = (w * w).sum()
+    loss.backward()
+    w.data -= 0.5 * w.grad  # in place, into the same array
+    assert w.data is array
+    np.testing.assert_array_equal(w.data, [0.0, 0.0])
+    w.data = np.array([3.0, 4.0])
+    np.testing.assert_array_equal(w.data, [3.0, 4.0])
+    with pytest.raises(RuntimeError, match="modified in place"):
+        loss.backward()
+    w.grad = None
+    (w * w).sum().backward()  # a new forward pass is fine
+    np.testing.assert_array_equal(w.grad, [6.0, 8.0])
+
+
 def subtract_from_data(t: Tensor) -> None:
     t.data -= 1.0  # gets the array, subtracts in place, then sets `data`: an optimizer step's write
 
 
 @pytest.mark.parametrize("write", [
     subtract_from_data, lambda t: t.zero_(), lambda t: t.fill_(2.0), lambda t: t.copy_(np.ones(3)),
-    lambda t: t.add_(1.0, alpha=2.0), lambda t: t.mul_(3.0),
-], ids=["data -=", "zero_", "fill_", "copy_", "add_", "mul_"])
+    lambda t: t.add_(1.0, alpha=2.0), lambda t: t.mul_(3.0), lambda t: t.__setitem__(slice(1, None), 7.0),
+], ids=["data -=", "zero_", "fill_", "copy_", "add_", "mul_", "t[1:] ="])
 def test_every_in_place_write_counts(write):
     x = Tensor([1.0, 2.0, 3.0], requires_grad=True)
     loss = (x * x).sum()

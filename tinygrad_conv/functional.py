@@ -217,13 +217,33 @@ def _pool(x: Tensor, kernel_size: Any, stride: Any, padding: Any, pad_value: flo
     wo = output_size(w, (pw, pw), kernel_size[1], stride[1], 1, "input width")
     cols = _pad_spatial(x, ((ph, ph), (pw, pw)), pad_value).im2col(kernel_size, stride)
     windows = cols.reshape(c, kernel_size[0] * kernel_size[1], ho, wo, n)
-    pooled = windows.max(axis=1) if reduce == "max" else windows.mean(axis=1)  # (C, Ho, Wo, N)
+    if reduce == "max":  # PyTorch's routing of the gradient: never to padding, the last NaN of a window (ops.Max)
+        real = None if (ph, pw) == (0, 0) else _real_pixels((h, w), kernel_size, stride, (ph, pw))
+        pooled = Tensor._apply(ops.Max, windows, axis=1, keepdims=False, ties="pool", where=real)
+    else:
+        pooled = windows.mean(axis=1)  # (C, Ho, Wo, N)
     return pooled.permute(3, 0, 1, 2)
+
+
+def _real_pixels(size: tuple[int, int], kernel_size: tuple[int, int], stride: tuple[int, int],
+                 padding: tuple[int, int]) -> np.ndarray:
+    """Which elements of the pooling windows (1, KH·KW, Ho, Wo, 1) are pixels of the image, not padding: tap i of
+    output row y reads row y·sh + i − ph, real when inside [0, H) (and so for columns)."""
+    inside = []
+    for length, k, s, p in zip(size, kernel_size, stride, padding):
+        count = (length + 2 * p - k) // s + 1
+        read = np.arange(k)[:, None] + s * np.arange(count)[None, :] - p  # (K, Ho): the row each tap reads
+        inside.append((read >= 0) & (read < length))
+    rows, columns = inside
+    real = rows[:, None, :, None] & columns[None, :, None, :]  # (KH, KW, Ho, Wo)
+    return real.reshape(1, kernel_size[0] * kernel_size[1], *real.shape[2:], 1)
 
 
 def max_pool2d(input: Tensor, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None,
                padding: int | tuple[int, int] = 0) -> Tensor:
-    """Maximum of each window (padding counts as −inf). The gradient goes to each window's first maximum."""
+    """Maximum of each window (padding counts as −inf). The gradient goes where PyTorch sends it: each window's first
+    maximum among its real pixels (never the padding, even when every real pixel is −inf), or the last NaN of a
+    window holding NaN."""
     return _pool(input, kernel_size, stride, padding, -np.inf, "max")
 
 

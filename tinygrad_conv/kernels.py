@@ -313,24 +313,28 @@ def sum_to_reference(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return grad.sum(axis=tuple(range(extra)) + stretched).reshape(shape)
 
 
-def first_maxima(a: np.ndarray, maxima: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
-    """The first True of `maxima` (C order) within each window over `axes`, as a boolean mask shaped like a.
+def first_maxima(a: np.ndarray, maxima: np.ndarray, axes: tuple[int, ...], last: bool = False) -> np.ndarray:
+    """The first True of `maxima` (C order) within each window over `axes` — the last one if `last` — as a boolean
+    mask shaped like a.
 
-    Without argmax: rank each window's elements K, K−1, ..., 1 in C order; among the maxima the first has the
-    highest rank. Whole-array compares and a max, no per-window loop (reference: first_maxima_reference).
+    Without argmax: rank each window's elements K, K−1, ..., 1 in C order (1, 2, ..., K for `last`); among the maxima
+    the wanted one has the highest rank. Whole-array compares and a max, no per-window loop (reference:
+    first_maxima_reference).
     """
     window = [a.shape[ax] if ax in axes else 1 for ax in range(a.ndim)]
     size = math.prod(window)
-    rank = np.arange(size, 0, -1, dtype=np.min_scalar_type(size)).reshape(window)
+    dtype = np.min_scalar_type(size)
+    rank = (np.arange(1, size + 1, dtype=dtype) if last else np.arange(size, 0, -1, dtype=dtype)).reshape(window)
     score = maxima * rank  # 0 off the maxima
     return score == score.max(axis=axes, keepdims=True)
 
 
-def first_maxima_reference(a: np.ndarray, maxima: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
-    """The same mask through argmax over the windows flattened to one axis."""
+def first_maxima_reference(a: np.ndarray, maxima: np.ndarray, axes: tuple[int, ...], last: bool = False) -> np.ndarray:
+    """The same mask through argmax over the windows flattened to one axis (reversed for `last`)."""
     others = [ax for ax in range(a.ndim) if ax not in axes]
     moved = np.moveaxis(maxima, axes, range(len(others), a.ndim))
     flat = moved.reshape(*moved.shape[:len(others)], -1)
     first = np.zeros_like(flat)
-    np.put_along_axis(first, flat.argmax(axis=-1)[..., None], True, axis=-1)
+    index = flat.shape[-1] - 1 - flat[..., ::-1].argmax(axis=-1) if last else flat.argmax(axis=-1)
+    np.put_along_axis(first, index[..., None], True, axis=-1)
     return np.moveaxis(first.reshape(moved.shape), range(len(others), a.ndim), axes)

@@ -271,28 +271,41 @@ class Mean(Op):
 class Max(Op):
     """y = max over axes of a;  dL/da = g at the maxima, 0 elsewhere — how ties share it is `ties`:
 
-    ties="first": the first maximum (C order) gets all of g, as PyTorch's max(dim) and max-pooling.
+    ties="first": the first maximum (C order) gets all of g, as PyTorch's max(dim).
     ties="split": each of the k tied maxima gets g/k, as PyTorch's max() without dim and amax().
-    A window holding NaN has max NaN and its NaNs count as the maxima. The mask is a constant: max is linear
-    in a near any point without ties, so its second derivative is 0.
+    ties="pool": as PyTorch's max-pooling, whose kernel scans a window in C order keeping v when v > max or v is
+    NaN: the first maximum, or in a window holding NaN the last NaN (where "first" takes the first NaN).
+    A window holding NaN has max NaN and its NaNs count as the maxima.
+    where (max-pooling's padding): a constant boolean mask broadcast against a; only its True elements take part,
+    y = max over them (−inf if none). So padding never takes the gradient: in a window whose real elements are all
+    −inf, the first real one does, as in PyTorch.
+    The mask is a constant: max is linear in a near any point without ties, so its second derivative is 0.
     """
 
-    def forward(self, a, axis=None, keepdims=False, ties="first"):
-        if ties not in ("first", "split"):
-            raise ValueError(f"ties must be 'first' or 'split', got {ties!r}")
+    def forward(self, a, axis=None, keepdims=False, ties="first", where=None):
+        if ties not in ("first", "split", "pool"):
+            raise ValueError(f"ties must be 'first', 'split' or 'pool', got {ties!r}")
         if a.size == 0:
             raise ValueError(f"max of an empty tensor of shape {a.shape}")
         self.axes = normalize_axes(axis, a.ndim)
-        return a.max(axis=self.axes, keepdims=keepdims)
+        if where is None:
+            return a.max(axis=self.axes, keepdims=keepdims)
+        return a.max(axis=self.axes, keepdims=keepdims, where=where, initial=-np.inf)
 
     def backward(self, g, out, a):
         kept = _kept(a.shape, self.axes)
         a_values, out_values = value(a), value(out).reshape(kept)
         maxima = (a_values == out_values) | (np.isnan(a_values) & np.isnan(out_values))
-        if self.arguments.get("ties", "first") == "split":
+        where, ties = self.arguments.get("where"), self.arguments.get("ties", "first")
+        if where is not None:
+            maxima &= where
+        if ties == "split":
             mask = maxima / maxima.sum(axis=self.axes, keepdims=True, dtype=a_values.dtype)
         else:
             mask = kernels.first_maxima(a_values, maxima, self.axes)
+            if ties == "pool" and np.isnan(out_values).any():  # windows holding NaN: their last NaN instead
+                last = kernels.first_maxima(a_values, maxima, self.axes, last=True)
+                mask = np.where(np.isnan(out_values), last, mask)
         return (expand(reshape(g, kept), a.shape) * mask,)
 
 

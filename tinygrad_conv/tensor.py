@@ -185,14 +185,29 @@ class Tensor:
 
     @property
     def data(self) -> np.ndarray:
-        """The values, an ndarray. Assigning to `data` (`t.data = array`, `t.data -= step`) counts as an in-place
-        write, as do the methods below; writing into the array itself (`t.data[...] = v`) is not seen, as with
-        PyTorch's `.data`."""
+        """The values: the tensor's own ndarray (not a copy), for reading and for writing outside any graph.
+
+        Counted as in-place writes, so a backward pass through a graph recorded before them is refused naming the
+        op and the tensor: assigning to `data` (`t.data = array`, and `t.data -= step`, which ends in that
+        assignment), item assignment on the tensor (`t[...] = v`) and the methods below (zero_, fill_, copy_, add_,
+        mul_). Not seen: writes into the returned array itself (`t.data[...] = v`, `np.copyto(t.data, v)`,
+        `out=t.data`), as with PyTorch's `.data`; numpy offers no hook on them. To change part of a tensor that a
+        graph may still use, write `t[...] = v`."""
         return self._data
 
     @data.setter
     def data(self, array: np.ndarray) -> None:
         self._data = np.asarray(array)
+        _wrote(self)
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        """self[index] = value, in place, with numpy's indexing (as in __getitem__): an in-place write, counted
+        (no graph is recorded; a backward through a graph that used the old values is refused)."""
+        if isinstance(index, Tensor):
+            index = _index_array(index)
+        elif isinstance(index, tuple):
+            index = tuple(_index_array(i) if isinstance(i, Tensor) else i for i in index)
+        self._data[index] = value._data if isinstance(value, Tensor) else value
         _wrote(self)
 
     def zero_(self) -> Tensor:
@@ -728,8 +743,8 @@ def _check_versions(tensor: Tensor, op: ops.Op) -> None:
         k, written = stale[0]
         what = "output" if k is None else f"input {k}"
         raise RuntimeError(f"the graph through {op.name} was recorded with its {what}{_named(written)}, which has "
-                           "been modified in place since (an optimizer step, t.data = ..., or an in-place method), so "
-                           "its gradients would be stale: run the forward pass again after changing it")
+                           "been modified in place since (an optimizer step, t.data = ..., t[...] = ... or an in-place "
+                           "method), so its gradients would be stale: run the forward pass again after changing it")
 
 
 def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor], grad_outputs: Any = None,
