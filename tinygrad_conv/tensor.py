@@ -599,7 +599,8 @@ def _reduction_args(reduction: str, axis: Any, keepdims: Any, dim: Any, keepdim:
     if dim is not None:
         if axis is not None:
             raise TypeError(f"{reduction}() got both axis={axis!r} and dim={dim!r}: pass one")
-        axis = None if dim == () else dim  # PyTorch reduces every axis for dim=(); numpy's axis=() reduces none
+        axis = None if isinstance(dim, (tuple, list)) and not dim else dim  # PyTorch: dim=() or [] is every axis;
+        # numpy's axis=() reduces none
     if keepdim is not None:
         if keepdims is not False:
             raise TypeError(f"{reduction}() got both keepdims and keepdim: pass one")
