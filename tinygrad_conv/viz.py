@@ -12,7 +12,7 @@ Fill colours tell the tensors apart:
     yellow  the root (also drawn bold)         red    what `highlight=` names, with the edges between them
 
 The pictures the project is about:
-    derivation_graph()  the seed example from scalars: a 3×3 image x, a 2×2 kernel w = [[a, b], [c, d]], the output
+    derivation_graph()  the seed example from scalars: a 2×2 image x, a 2×2 kernel w = [[a, b], [c, d]], the output
                         padded top/left to keep the input's size, y[i][j] = Σ_{u,v} w[u][v]·x[i+u−1][j+v−1] and
                         L = Σ y. Pixel x00 reaches y00 via x00·d, y01 via x00·c, y10 via x00·b and y11 via x00·a —
                         the flipped kernel: dL/dx = dL/dy ⊛ w^flip (a full convolution). Those paths are red.
@@ -436,12 +436,18 @@ def _tree_sum(terms: list[Tensor], name: str) -> Tensor:
     return terms[0]
 
 
-def derivation_graph(size: int = 3, show_grad: bool = True):
+def derivation_graph(size: int = 2, show_grad: bool = True):
     """The scalar convolution (scalar_conv_example) after L.backward(), the flipped kernel drawn in red.
 
     Pixel x00 reaches four outputs — y00 via x00·d, y01 via x00·c, y10 via x00·b, y11 via x00·a — so its gradient
     is dL/dy00·d + dL/dy01·c + dL/dy10·b + dL/dy11·a: the output gradient convolved with the flipped kernel.
     Those four products, the sums they flow through, the outputs they reach and the edges between are red.
+
+    Laid out so the paths read without crossing: the leaves in one column, the kernel turned 180° around x00
+    (d, c, x00, b, a, then the other pixels), the products in one column grouped by the output they feed (in
+    reading order, x00's first in each), and the outputs in reading order. The default 2×2 image is the smallest
+    in which x00 reaches all four outputs; a 3×3 image (size=3) is drawn the same way but its 25 products fan out
+    from 13 leaves, which no order untangles.
     """
     example = scalar_conv_example(size=size)
     example.loss.backward()
@@ -452,14 +458,19 @@ def derivation_graph(size: int = 3, show_grad: bool = True):
         highlight += _between(example.products[(i, j, 1 - i, 1 - j)], example.outputs[i][j])
     graph, ids = _draw(example.loss, show_data=True, show_grad=show_grad, rankdir="LR", max_nodes=400,
                        highlight=highlight, model=None, max_values=4)
-    # Leaves (kernel, then pixels in reading order) in the first column and every y in one column, top to bottom
-    # in reading order: invisible edges inside a same-rank group fix the order.
-    leaves = [a, b, c, d] + [x for row in example.pixels for x in row]
-    for name, column in (("leaves", leaves), ("outputs", [y for row in example.outputs for y in row])):
+    # Three columns, top to bottom (invisible edges inside a same-rank group fix the order): the leaves, the kernel
+    # flipped around x00 so its four red edges fan out from the middle; the product ops, grouped by output (the
+    # products dict is in that order, x00's tap first); every y in reading order, so the sums never cross.
+    leaves = [d, c, x00, b, a] + [x for row in example.pixels for x in row][1:]
+    op_ids = {id(t): f"op{k}" for k, t in enumerate(t for t in _walk(example.loss) if t.op is not None)}
+    columns = (("leaves", [ids[id(t)] for t in leaves]),
+               ("products", [op_ids[id(t)] for t in example.products.values()]),
+               ("outputs", [ids[id(y)] for row in example.outputs for y in row]))
+    for name, column in columns:
         with graph.subgraph(name=name) as group:
             group.attr(rank="same")
             for upper, lower in zip(column, column[1:]):
-                group.edge(ids[id(upper)], ids[id(lower)], style="invis")
+                group.edge(upper, lower, style="invis")
     k = {name: _number(float(t.data)) for name, t in zip("abcd", (a, b, c, d))}
     lines = [
         "dL/dx = dL/dy ⊛ w^flip: the input's gradient is the output's gradient convolved with the kernel turned 180°",
