@@ -349,6 +349,20 @@ def test_conv_graph_shows_conv2d_as_its_primitives():
     assert dot.text(dot.named("bias")) == "bias (1,) data 1 grad 9"
 
 
+def test_conv_graph_shows_the_padded_input_and_the_im2col_matrix_with_values_and_grads():
+    dot = Dot(viz.conv_graph())
+    # the padded x: a zero row and column on top/left; its grad is the fold of the columns' grad, which the crop
+    # turns into x.grad (the last three rows and columns)
+    padded = dot.text(dot.named("padded"))
+    assert padded == "padded (1,1,4,4) data 0 0 0 0 0 1 2 3 0 4 5 6 0 7 8 9 grad 1 3 3 2 4 10 10 6 4 10 10 6 3 7 7 4"
+    # im2col: one row per kernel tap (a, b, c, d), one column per window; each row's grad is that kernel entry
+    cols = dot.text(dot.named("cols"))
+    assert cols == ("cols (1,2,2,3,3,1) data as 4×9 0 0 0 0 1 2 0 4 5 0 0 0 1 2 3 4 5 6 0 1 2 0 4 5 0 7 8 "
+                    "1 2 3 4 5 6 7 8 9 grad as 4×9 " + " ".join(str(k) for k in (1, 2, 3, 4) for _ in range(9)))
+    assert "crop(fold(cols.grad))" in dot.source
+    assert "grad" not in Dot(viz.conv_graph(show_grad=False)).text(dot.named("cols"))
+
+
 def test_model_graph_clusters_ops_by_module_and_names_parameters():
     dot = Dot(viz.model_graph(depth=1))
     labels = {name: cluster["label"] for name, cluster in dot.clusters.items()}

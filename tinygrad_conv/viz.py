@@ -262,14 +262,23 @@ def _cells(tensor: Tensor, dotted: str | None, kind: str, show_data: bool, show_
 
 
 def _values(what: str, array: np.ndarray) -> str:
-    """`data 3`, `data [1, 2]`, or a right-aligned grid under the word for a matrix; 4 significant digits."""
+    """`data 3`, `data [1, 2]`, or a right-aligned grid under the word for a matrix; 4 significant digits.
+
+    Size-1 axes are dropped first; an array of 3 or more axes left is shown as the matrix (first half of its axes,
+    the rest), with the grid's shape under the word: unfold's (C, KH, KW, Ho, Wo) is the im2col matrix, one row per
+    kernel tap and one column per window."""
     array = np.asarray(array)
     squeezed = array.squeeze()
     if squeezed.ndim == 0:
         return f"{what} {_number(squeezed.item())}"
     if squeezed.ndim == 1:
         return f"{what} [" + ", ".join(_number(v) for v in squeezed) + "]"
-    matrix = squeezed.reshape(-1, squeezed.shape[-1])
+    if squeezed.ndim > 2:
+        half = squeezed.ndim // 2
+        matrix = squeezed.reshape(math.prod(squeezed.shape[:half]), -1)
+        what = f'{what} <FONT POINT-SIZE="9">as {matrix.shape[0]}×{matrix.shape[1]}</FONT>'
+    else:
+        matrix = squeezed
     rows = "".join("<TR>" + "".join(f'<TD ALIGN="RIGHT">{_number(v)}</TD>' for v in row) + "</TR>" for row in matrix)
     return (f'<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="2">'
             f'<TR><TD COLSPAN="{matrix.shape[1]}" ALIGN="LEFT">{what}</TD></TR>{rows}</TABLE>')
@@ -492,7 +501,10 @@ def conv_graph(show_grad: bool = True):
 
     x (1, 1, 3, 3) = 1…9, weight (1, 1, 2, 2) = [[1, 2], [3, 4]], bias (1,) = 1, padding=((1, 0), (1, 0)):
     pad → im2col → reshape → @ (with the reshaped weight) → reshape → permute → + (reshaped bias) → Σ.
-    Arrays of up to 9 numbers show their values, so x.grad (x00's is 10, as in derivation_graph) is readable.
+    Every array shows its values (up to 36 numbers: the padded x is 4×4, the im2col matrix 4×9, one row per kernel
+    tap, one column per window), data and grad, so the input gradient can be followed back: the columns' grad
+    (Wᵀ · dL/dY, each row a kernel entry) is folded (col2im) into the padded grid, each window's numbers added
+    where they were read, and cropped to x.grad (x00's is 10 = a + b + c + d, as in derivation_graph).
     """
     from tinygrad_conv import functional as F
 
@@ -504,9 +516,15 @@ def conv_graph(show_grad: bool = True):
     loss = y.sum()
     loss.name = "L"
     loss.backward()
-    graph = draw_graph(loss, show_grad=show_grad, max_values=9, rankdir="TB")
-    graph.attr(label="conv2d(x, weight, bias, padding=((1, 0), (1, 0))) composed from primitives, L = Σ y",
-               labelloc="t", labeljust="l", fontname="Helvetica", fontsize="14")
+    for tensor in _walk(loss):
+        if tensor.op is not None and tensor.op.name in ("Pad", "Unfold"):
+            tensor.name = {"Pad": "padded", "Unfold": "cols"}[tensor.op.name]
+    graph = draw_graph(loss, show_grad=show_grad, max_values=36, rankdir="TB")
+    lines = ["conv2d(x, weight, bias, padding=((1, 0), (1, 0))) composed from primitives, L = Σ y"]
+    if show_grad:
+        lines.append("x.grad = crop(fold(cols.grad)): col2im adds each window's gradient back where the window was "
+                     "read, then the padding is cropped")
+    graph.attr(label="\\l".join(lines) + "\\l", labelloc="t", labeljust="l", fontname="Helvetica", fontsize="14")
     return graph
 
 
