@@ -168,6 +168,7 @@ class TrainResult:
     model: nn.Sequential
     metrics: dict = field(default_factory=dict)
     metadata: dict = field(default_factory=dict)  # what the checkpoint records: checkpoint_metadata()
+    test_predictions: np.ndarray | None = None  # the final model's class for each test image (misclassified.png)
 
 
 def make_optimizer(config: TrainConfig, params: list) -> optim.Optimizer:
@@ -190,13 +191,33 @@ def predict(model: nn.Module, images: np.ndarray, batch_size: int = 512) -> np.n
 @no_grad()
 def predict_proba(model: nn.Module, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
     """Class probabilities (N, classes), softmax of the logits, for standardized images, recording no graph."""
+    return _softmax(predict_logits(model, images, batch_size))
+
+
+@no_grad()
+def predict_logits(model: nn.Module, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """The logits (N, classes) for standardized images, in eval mode (no dropout), recording no graph."""
     model.eval()
     logits = [model(Tensor(images[i : i + batch_size])).data for i in range(0, len(images), batch_size)]
-    if not logits:
-        return np.zeros((0, 0), np.float32)
-    logits = np.concatenate(logits)
+    return np.concatenate(logits) if logits else np.zeros((0, 0), np.float32)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    if logits.size == 0:
+        return logits
     exp = np.exp(logits - logits.max(axis=1, keepdims=True))
     return exp / exp.sum(axis=1, keepdims=True)
+
+
+def mean_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
+    """−mean log softmax(logits)[label], in float64 (log-sum-exp, so no probability underflows to log 0); NaN for
+    no images."""
+    if len(labels) == 0:
+        return math.nan
+    logits = np.asarray(logits, np.float64)
+    top = logits.max(axis=1)
+    log_sum = top + np.log(np.exp(logits - top[:, None]).sum(axis=1))
+    return float(np.mean(log_sum - logits[np.arange(len(labels)), labels]))
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndarray:
@@ -279,17 +300,22 @@ def train(
             total_loss += loss_value * len(labels)
             correct += int((logits.data.argmax(axis=1) == labels).sum())
             seen += len(labels)
-            if progress:
-                bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.3f}", refresh=False)
+            if progress:  # a running average over this epoch's batches so far (dropout on, images shifted)
+                bar.set_postfix_str(f"running train acc {100 * correct / seen:.1f}%, loss {total_loss / seen:.4f}",
+                                    refresh=False)
         seconds = time.perf_counter() - started
         with serialization.signals_deferred():  # a Ctrl-C from here on acts once this epoch's checkpoint is written
             train_seconds += seconds
-            test_predictions = predict(model, x_test)
+            test_logits = predict_logits(model, x_test)
+            test_predictions = _softmax(test_logits).argmax(axis=1)  # as predict(): the same ties, the same bits
             test_accuracy = float((test_predictions == y_test).mean())
             history.append({
                 "epoch": epoch,
-                "train_loss": total_loss / seen if seen else math.nan,  # nan: every batch of the epoch was skipped
+                "lr": optimizer.lr,
+                # train_*: running averages over the epoch's batches; nan: every batch of the epoch was skipped
+                "train_loss": total_loss / seen if seen else math.nan,
                 "train_accuracy": correct / seen if seen else math.nan,
+                "test_loss": mean_cross_entropy(test_logits, y_test),  # a full pass over the test set, eval mode
                 "test_accuracy": test_accuracy,
                 "seconds": seconds,
             })
@@ -298,11 +324,15 @@ def train(
                 save_training_state(checkpoint, model, optimizer, _generators(model, order_rng), {
                     "epoch": epoch, "config": asdict(config), "history": history, "train_seconds": train_seconds,
                     "skipped_batches": skipped, "confusion": confusion, "model_metadata": meta})
-        log(f"epoch {epoch:>3}/{config.epochs}  loss {history[-1]['train_loss']:.4f}  "
-            f"train {100 * history[-1]['train_accuracy']:.1f}%  test {100 * test_accuracy:.1f}%  {seconds:.2f} s")
+        last = history[-1]
+        log(f"epoch {epoch:>3}/{config.epochs}  running train acc {100 * last['train_accuracy']:.1f}% "
+            f"(loss {last['train_loss']:.4f})  test acc {100 * test_accuracy:.1f}% (loss {last['test_loss']:.4f})  "
+            f"{seconds:.2f} s")
 
     metrics = {  # test_accuracy and test_predictions: the last epoch's, i.e. the final model's
         "test_accuracy": test_accuracy,
+        "test_loss": history[-1]["test_loss"],
+        # a full pass over the (unshifted) training set with the final model in eval mode, not a running average
         "train_accuracy": float((predict(model, dataset.standardize(x_train)) == y_train).mean()),
         "epochs": config.epochs,
         "train_seconds": train_seconds,
@@ -315,7 +345,7 @@ def train(
         "model": model_name,
         "classes": dataset.classes,
     }
-    return TrainResult(model, metrics, meta)
+    return TrainResult(model, metrics, meta, test_predictions)
 
 
 # ---------------------------------------------------------------- the training state, for --resume
@@ -388,7 +418,7 @@ def load_training_state(path: str | os.PathLike, model: nn.Module, optimizer: op
     for name, generator in generators.items():
         generator.bit_generator.state = info["rng"][name]
     for epoch in info["history"]:
-        epoch.update({k: math.nan for k in ("train_loss", "train_accuracy") if epoch[k] is None})
+        epoch.update({k: math.nan for k in ("train_loss", "train_accuracy", "test_loss") if epoch.get(k, 0) is None})
     return info
 
 
