@@ -107,7 +107,7 @@ def plot_curves(history: list[dict], path: Path, title: str = "") -> None:
     loss_ax.plot(epochs, _values(history, "train_loss"), label=labels[0], **style)
     loss_ax.plot(epochs, _values(history, "test_loss"), label=labels[1], **style)
     loss_ax.set(xlabel="epoch", ylabel="cross-entropy loss", yscale="log", title="loss")
-    loss_ax.legend(fontsize=8)
+    loss_ax.legend(fontsize=8, loc="best")
 
     series = [_values(history, "train_accuracy", 100), _values(history, "test_accuracy", 100)]
     low, high = _accuracy_limits(series)
