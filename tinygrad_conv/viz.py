@@ -16,8 +16,9 @@ The pictures the project is about:
                         padded top/left to keep the input's size, y[i][j] = Σ_{u,v} w[u][v]·x[i+u−1][j+v−1] and
                         L = Σ y. Pixel x00 reaches y00 via x00·d, y01 via x00·c, y10 via x00·b and y11 via x00·a —
                         the flipped kernel: dL/dx = dL/dy ⊛ w^flip (a full convolution). Those paths are red.
-    conv_graph()        the same convolution done by functional.conv2d on arrays:
-                        pad → im2col → reshape → @ (with the reshaped weight) → reshape → permute → + bias.
+    conv_graph()        the same kernel and padding on a 3×3 image, done by functional.conv2d on arrays:
+                        pad → im2col → reshape → @ (with the reshaped weight) → reshape → permute → + bias, the
+                        padded image and the im2col matrix drawn with their values and gradients.
     model_graph()       the demo CNN and its cross-entropy loss on two digits, an op cluster per module.
 
 `render()` writes SVG/PNG/PDF with Graphviz's `dot`, or the DOT source (`.gv`) when `dot` is missing;
@@ -497,7 +498,8 @@ def derivation_graph(size: int = 2, show_grad: bool = True):
 
 
 def conv_graph(show_grad: bool = True):
-    """One functional.conv2d — the derivation's convolution, on arrays — after backward of L = y.sum().
+    """One functional.conv2d — the derivation's kernel and padding on a 3×3 image, on arrays — after backward of
+    L = y.sum().
 
     x (1, 1, 3, 3) = 1…9, weight (1, 1, 2, 2) = [[1, 2], [3, 4]], bias (1,) = 1, padding=((1, 0), (1, 0)):
     pad → im2col → reshape → @ (with the reshaped weight) → reshape → permute → + (reshaped bias) → Σ.
