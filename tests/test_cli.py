@@ -1,5 +1,7 @@
 """The command line: a training run leaves its files, evaluate reads them back, bad input gets one line."""
 
+import contextlib
+import io
 import json
 import pickle
 import subprocess
@@ -13,14 +15,21 @@ from tinygrad_conv import data, serialization
 from tinygrad_conv.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
-RUN_FILES = {"model.npz", "metrics.json", "curves.png", "filters.png", "confusion.png", "checkpoint.npz"}
+RUN_FILES = {"model.npz", "metrics.json", "curves.png", "filters.png", "confusion.png", "misclassified.png",
+             "checkpoint.npz"}
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
+def run_output(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "one-epoch"
-    assert main(["train", "--epochs", "1", "--no-progress", "--out", str(out)]) == 0
-    return out
+    with contextlib.redirect_stdout(io.StringIO()) as stdout:
+        assert main(["train", "--epochs", "1", "--no-progress", "--out", str(out)]) == 0
+    return out, stdout.getvalue().splitlines()
+
+
+@pytest.fixture(scope="module")
+def run_dir(run_output):
+    return run_output[0]
 
 
 def _one_line_error(capsys, code, expected: str) -> None:
@@ -35,8 +44,22 @@ def test_train_writes_metrics_checkpoint_and_pictures(run_dir, capsys):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["epochs"] == 1 and len(metrics["history"]) == 1 and metrics["args"]["epochs"] == 1
     assert 0.8 < metrics["test_accuracy"] <= 1 and metrics["train_seconds"] > 0
-    for picture in ("curves.png", "filters.png", "confusion.png"):
+    for picture in ("curves.png", "filters.png", "confusion.png", "misclassified.png"):
         assert (run_dir / picture).read_bytes().startswith(b"\x89PNG")
+    history = metrics["history"]
+    assert 0 < history[0]["test_loss"] == metrics["test_loss"] and history[0]["lr"] == 0.1
+
+
+def test_train_names_its_measures_in_percent_and_lists_every_file(run_output):
+    out, printed = run_output
+    metrics = json.loads((out / "metrics.json").read_text())
+    epoch, final, wrote = printed[-3:]
+    assert epoch.startswith("epoch   1/1  running train acc ") and "test acc" in epoch
+    assert final.startswith(f"test acc {100 * metrics['test_accuracy']:.2f}%  train acc "
+                            f"{100 * metrics['train_accuracy']:.2f}% (a full pass with the final model)")
+    assert wrote == (f"wrote {out}/: model.npz metrics.json curves.png filters.png confusion.png misclassified.png "
+                     "checkpoint.npz")
+    assert set(wrote.split(": ")[1].split()) == RUN_FILES
 
 
 def test_evaluate_reports_the_runs_test_accuracy(run_dir, capsys):

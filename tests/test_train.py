@@ -3,6 +3,7 @@
 import dataclasses
 import hashlib
 import json
+import re
 import runpy
 import subprocess
 import sys
@@ -220,3 +221,49 @@ def test_adam_gets_its_own_default_learning_rate_unless_one_is_given():
     assert TrainConfig.for_model("lenet5", optimizer="adam").lr == 1e-3
     assert TrainConfig.for_model("digits-cnn", optimizer="adam", lr=0.01).lr == 0.01
     assert TrainConfig.for_model("digits-cnn", optimizer="sgd").lr == 0.1
+
+
+def test_every_epoch_records_its_learning_rate_and_test_loss(three_epochs):
+    from tinygrad_conv import functional as F
+    from tinygrad_conv.tensor import Tensor, no_grad
+
+    history = three_epochs.metrics["history"]
+    assert [h["lr"] for h in history] == [cosine_lr(0.1, epoch, 3) for epoch in range(3)]
+    assert all(0 < h["test_loss"] < np.log(10) for h in history)
+    assert three_epochs.metrics["test_loss"] == history[-1]["test_loss"]
+    _, _, x_test, y_test = data.load_split()
+    three_epochs.model.eval()
+    with no_grad():  # the final model's mean cross-entropy over the test set, as the engine computes it
+        loss = F.cross_entropy(three_epochs.model(Tensor(data.standardize(x_test))), y_test)
+    assert history[-1]["test_loss"] == pytest.approx(float(loss.data), rel=1e-5)
+    predictions = predict(three_epochs.model, data.standardize(x_test))
+    np.testing.assert_array_equal(three_epochs.test_predictions, predictions)
+
+
+def test_the_bar_and_the_epoch_line_name_their_measures_in_percent(monkeypatch):
+    import tqdm
+
+    postfixes = []
+
+    class Bar:  # tqdm as the loop uses it, recording what the bar would show
+        def __init__(self, iterable, **kwargs):
+            self.iterable = iterable
+
+        def __iter__(self):
+            return iter(self.iterable)
+
+        def set_postfix_str(self, text, refresh=True):
+            postfixes.append(text)
+
+    monkeypatch.setattr(tqdm, "tqdm", Bar)
+    lines = []
+    result = train(TrainConfig(epochs=1), progress=True, log=lines.append)
+    assert len(postfixes) == 23  # one per batch of 64 from 1437 images
+    assert all(re.fullmatch(r"running train acc \d+\.\d%, loss \d\.\d{4}", text) for text in postfixes), postfixes
+    (line,) = lines
+    epoch = result.metrics["history"][0]
+    assert re.fullmatch(r"epoch   1/1  running train acc \d+\.\d% \(loss \d\.\d{4}\)  test acc \d+\.\d% "
+                        r"\(loss \d\.\d{4}\)  \d+\.\d\d s", line), line
+    assert f"running train acc {100 * epoch['train_accuracy']:.1f}%" in line
+    assert f"test acc {100 * epoch['test_accuracy']:.1f}% (loss {epoch['test_loss']:.4f})" in line
+    assert postfixes[-1].startswith(f"running train acc {100 * epoch['train_accuracy']:.1f}%")

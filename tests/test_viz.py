@@ -276,11 +276,36 @@ def test_scalar_conv_example_takes_a_4x4_image_and_rejects_other_shapes():
 
 def test_derivation_graph_has_a_node_per_multiply_and_add():
     dot = Dot(viz.derivation_graph())
-    # 3×3 output, top/left padding: rows and columns see 1, 2, 2 taps, so (1 + 2 + 2)² = 25 products;
-    # each y adds its taps (25 − 9 additions) and L adds the 9 outputs (8 additions).
-    assert len(dot.ops("*")) == 25
-    assert len(dot.ops("+")) == 16 + 8
-    assert len(dot.nodes) == 111 and len(dot.edges) == 147
+    # 2×2 output, top/left padding: rows and columns see 1, 2 taps, so (1 + 2)² = 9 products;
+    # each y adds its taps (9 − 4 additions) and L adds the 4 outputs (3 additions).
+    assert len(dot.ops("*")) == 9
+    assert len(dot.ops("+")) == 5 + 3
+    assert len(dot.nodes) == 8 + 2 * (9 + 8) and len(dot.edges) == 3 * (9 + 8)
+    big = Dot(viz.derivation_graph(size=3))  # 3×3: (1 + 2 + 2)² = 25 products, 16 + 8 additions
+    assert len(big.ops("*")) == 25 and len(big.ops("+")) == 16 + 8
+
+
+def _column(dot: Dot, first: str) -> list[str]:
+    """The nodes chained by invisible edges (a same-rank column fixed top to bottom), starting at `first`."""
+    chain = dict(re.findall(r"(\w+) -> (\w+) \[style=invis\]", dot.source))
+    column = [first]
+    while column[-1] in chain:
+        column.append(chain[column[-1]])
+    return column
+
+
+def test_derivation_layout_flips_the_kernel_around_x00_and_groups_products_by_output():
+    dot = Dot(viz.derivation_graph())
+    leaves = [dot.text(n).split()[0] for n in _column(dot, dot.named("d"))]
+    assert leaves == ["d", "c", "x00", "b", "a", "x01", "x10", "x11"]
+    first_product = next(op for op in dot.ops("*") if dot.named("x00") in dot.parents(op)
+                         and dot.named("d") in dot.parents(op))
+    products = [dot.text(dot.children(op)[0]).split()[0] for op in _column(dot, first_product)]
+    # y00 = x00·d (the product is y00 itself); y01 = x00·c + x01·d; y10 = x00·b + x10·d;
+    # y11 = x00·a + x01·b + x10·c + x11·d
+    assert products == ["y00", "x00·c", "x01·d", "x00·b", "x10·d", "x00·a", "x01·b", "x10·c", "x11·d"]
+    outputs = [dot.text(n).split()[0] for n in _column(dot, dot.named("y00"))]
+    assert outputs == ["y00", "y01", "y10", "y11"]
 
 
 def test_derivation_red_paths_from_x00_carry_the_flipped_kernel():
@@ -322,6 +347,20 @@ def test_conv_graph_shows_conv2d_as_its_primitives():
     assert dot.text(dot.named("x")).endswith("grad 10 10 6 10 10 6 7 7 4")
     assert dot.text(dot.named("weight")).startswith("weight (1,1,2,2) data 1 2 3 4 grad")
     assert dot.text(dot.named("bias")) == "bias (1,) data 1 grad 9"
+
+
+def test_conv_graph_shows_the_padded_input_and_the_im2col_matrix_with_values_and_grads():
+    dot = Dot(viz.conv_graph())
+    # the padded x: a zero row and column on top/left; its grad is the fold of the columns' grad, which the crop
+    # turns into x.grad (the last three rows and columns)
+    padded = dot.text(dot.named("padded"))
+    assert padded == "padded (1,1,4,4) data 0 0 0 0 0 1 2 3 0 4 5 6 0 7 8 9 grad 1 3 3 2 4 10 10 6 4 10 10 6 3 7 7 4"
+    # im2col: one row per kernel tap (a, b, c, d), one column per window; each row's grad is that kernel entry
+    cols = dot.text(dot.named("cols"))
+    assert cols == ("cols (1,2,2,3,3,1) data as 4×9 0 0 0 0 1 2 0 4 5 0 0 0 1 2 3 4 5 6 0 1 2 0 4 5 0 7 8 "
+                    "1 2 3 4 5 6 7 8 9 grad as 4×9 " + " ".join(str(k) for k in (1, 2, 3, 4) for _ in range(9)))
+    assert "crop(fold(cols.grad))" in dot.source
+    assert "grad" not in Dot(viz.conv_graph(show_grad=False)).text(dot.named("cols"))
 
 
 def test_model_graph_clusters_ops_by_module_and_names_parameters():
@@ -407,7 +446,7 @@ def test_missing_dot_writes_the_dot_source_and_one_install_line(tmp_path, monkey
     assert viz.graph_command("derivation", None, None, show_grad=True) == 0  # svg was only the default
     captured = capsys.readouterr()
     assert (tmp_path / "derivation.gv").read_text().startswith("digraph")
-    assert "derivation.gv" in captured.out and "111 nodes, 147 edges" in captured.out
+    assert "derivation.gv" in captured.out and "42 nodes, 51 edges" in captured.out
     hint = captured.err.strip().splitlines()
     assert len(hint) == 1 and "apt install graphviz" in hint[0] and "brew install graphviz" in hint[0]
 

@@ -14,8 +14,10 @@ Bad arguments and bad data get one line on stderr and exit code 2; never a trace
 
 A training run owns its directory: it is created with os.mkdir (runs/<timestamp>, or -1, -2… if taken) or, for
 --out, locked (flock on DIR/.lock) for the run's length. Every epoch ends with DIR/checkpoint.npz (the whole
-training state, atomically); Ctrl-C (SIGINT) or SIGTERM end the run with the last finished epoch's model.npz,
-metrics.json ("interrupted": true) and plots, one line on stderr, and exit code 130 or 143; `train --resume DIR`
+training state, atomically); a finished run adds model.npz, metrics.json and its pictures (curves.png,
+filters.png, confusion.png, misclassified.png: plots.py). Ctrl-C (SIGINT) or SIGTERM end the run with the last
+finished epoch's model.npz, metrics.json ("interrupted": true) and the pictures of that epoch's metrics (curves,
+filters, confusion), one line on stderr, and exit code 130 or 143; `train --resume DIR`
 continues it to the same bits an uninterrupted run gives. Every output file is written atomically
 (serialization.atomic_write), model.npz first; a write that fails (a full disk) is one line naming the file,
 exit code 1.
@@ -299,18 +301,21 @@ def _train_in(out: Path, args, config, dataset, model: str, resume: bool, train,
     metrics = result.metrics
     chance = 1 / dataset.num_classes
     metrics["at_chance"] = metrics["test_accuracy"] <= 1.5 * chance
+    wrong = None if result.test_predictions is None else (dataset.x_test, dataset.y_test, result.test_predictions)
     try:
         with _signals(signal.SIG_IGN):
-            _write_outputs(out, result.model.state_dict(), result.metadata, metrics, dataset.classes)
+            _write_outputs(out, result.model.state_dict(), result.metadata, metrics, dataset.classes, wrong)
     except OSError as error:
         return _fail(_write_error(error), code=1)
-    print(f"test accuracy {100 * metrics['test_accuracy']:.2f}%  (train {100 * metrics['train_accuracy']:.2f}%)  "
-          f"in {metrics['train_seconds']:.2f} s of training, {metrics['images_per_second']:,.0f} images/s")
+    print(f"test acc {100 * metrics['test_accuracy']:.2f}%  train acc {100 * metrics['train_accuracy']:.2f}% (a full "
+          f"pass with the final model)  in {metrics['train_seconds']:.2f} s of training, "
+          f"{metrics['images_per_second']:,.0f} images/s")
     if metrics["at_chance"]:
         print(f"warning: the final test accuracy {100 * metrics['test_accuracy']:.2f}% is at chance level "
               f"({100 * chance:.1f}% for {dataset.num_classes} classes): the model learned nothing useful",
               file=sys.stderr)
-    print(f"wrote {out}/: model.npz metrics.json curves.png filters.png confusion.png {CHECKPOINT_NAME}")
+    print(f"wrote {out}/: model.npz metrics.json curves.png filters.png confusion.png misclassified.png "
+          f"{CHECKPOINT_NAME}")
     return 0
 
 
@@ -318,8 +323,11 @@ def _write_error(error: OSError) -> str:
     return f"cannot write {error.filename or 'an output file'}: {error.strerror or error}"
 
 
-def _write_outputs(out: Path, weights: dict, metadata: dict, metrics: dict, classes: list[str]) -> None:
-    """model.npz first (the result that matters), then metrics.json and the plots, each atomically."""
+def _write_outputs(out: Path, weights: dict, metadata: dict, metrics: dict, classes: list[str],
+                   wrong: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> None:
+    """model.npz first (the result that matters), then metrics.json and the plots, each atomically.
+
+    wrong: (test images, their labels, the final model's predictions) for misclassified.png (a finished run)."""
     from tinygrad_conv import plots, serialization
     from tinygrad_conv.train import json_safe
 
@@ -331,12 +339,14 @@ def _write_outputs(out: Path, weights: dict, metadata: dict, metrics: dict, clas
     serialization.atomic_write(out / "metrics.json", lambda file: file.write(text.encode()))
     history = [{k: (math.nan if v is None else v) for k, v in epoch.items()} for epoch in metrics["history"]]
     if history:
-        plots.plot_curves(history, out / "curves.png")
+        plots.plot_curves(history, out / "curves.png", plots.run_title(metrics))
     first = next(iter(weights.values()))
     if first.ndim == 4:
         plots.plot_filters(first, out / "filters.png")
     if metrics.get("confusion") is not None:
         plots.plot_confusion(np.array(metrics["confusion"]), out / "confusion.png", classes)
+    if wrong is not None:
+        plots.plot_misclassified(*wrong, out / "misclassified.png", classes)
 
 
 def _write_interrupted(out: Path, config, dataset, signum: int) -> int:
@@ -355,7 +365,8 @@ def _write_interrupted(out: Path, config, dataset, signum: int) -> int:
             weights = {key[len("model."):]: value for key, value in arrays.items() if key.startswith("model.")}
             history = info["history"]
             metrics = {"interrupted": True, "signal": name, "epochs_completed": info["epoch"],
-                       "test_accuracy": history[-1]["test_accuracy"], "train_accuracy": None,
+                       "test_accuracy": history[-1]["test_accuracy"], "test_loss": history[-1].get("test_loss"),
+                       "train_accuracy": None,
                        "epochs": config.epochs, "train_seconds": info["train_seconds"],
                        "skipped_batches": info["skipped_batches"], "history": history, "confusion": info["confusion"],
                        "args": asdict(config), "data": dataset.name, "model": info["model_metadata"]["model"],

@@ -12,12 +12,13 @@ Fill colours tell the tensors apart:
     yellow  the root (also drawn bold)         red    what `highlight=` names, with the edges between them
 
 The pictures the project is about:
-    derivation_graph()  the seed example from scalars: a 3×3 image x, a 2×2 kernel w = [[a, b], [c, d]], the output
+    derivation_graph()  the seed example from scalars: a 2×2 image x, a 2×2 kernel w = [[a, b], [c, d]], the output
                         padded top/left to keep the input's size, y[i][j] = Σ_{u,v} w[u][v]·x[i+u−1][j+v−1] and
                         L = Σ y. Pixel x00 reaches y00 via x00·d, y01 via x00·c, y10 via x00·b and y11 via x00·a —
                         the flipped kernel: dL/dx = dL/dy ⊛ w^flip (a full convolution). Those paths are red.
-    conv_graph()        the same convolution done by functional.conv2d on arrays:
-                        pad → im2col → reshape → @ (with the reshaped weight) → reshape → permute → + bias.
+    conv_graph()        the same kernel and padding on a 3×3 image, done by functional.conv2d on arrays:
+                        pad → im2col → reshape → @ (with the reshaped weight) → reshape → permute → + bias, the
+                        padded image and the im2col matrix drawn with their values and gradients.
     model_graph()       the demo CNN and its cross-entropy loss on two digits, an op cluster per module.
 
 `render()` writes SVG/PNG/PDF with Graphviz's `dot`, or the DOT source (`.gv`) when `dot` is missing;
@@ -262,14 +263,23 @@ def _cells(tensor: Tensor, dotted: str | None, kind: str, show_data: bool, show_
 
 
 def _values(what: str, array: np.ndarray) -> str:
-    """`data 3`, `data [1, 2]`, or a right-aligned grid under the word for a matrix; 4 significant digits."""
+    """`data 3`, `data [1, 2]`, or a right-aligned grid under the word for a matrix; 4 significant digits.
+
+    Size-1 axes are dropped first; an array of 3 or more axes left is shown as the matrix (first half of its axes,
+    the rest), with the grid's shape under the word: unfold's (C, KH, KW, Ho, Wo) is the im2col matrix, one row per
+    kernel tap and one column per window."""
     array = np.asarray(array)
     squeezed = array.squeeze()
     if squeezed.ndim == 0:
         return f"{what} {_number(squeezed.item())}"
     if squeezed.ndim == 1:
         return f"{what} [" + ", ".join(_number(v) for v in squeezed) + "]"
-    matrix = squeezed.reshape(-1, squeezed.shape[-1])
+    if squeezed.ndim > 2:
+        half = squeezed.ndim // 2
+        matrix = squeezed.reshape(math.prod(squeezed.shape[:half]), -1)
+        what = f'{what} <FONT POINT-SIZE="9">as {matrix.shape[0]}×{matrix.shape[1]}</FONT>'
+    else:
+        matrix = squeezed
     rows = "".join("<TR>" + "".join(f'<TD ALIGN="RIGHT">{_number(v)}</TD>' for v in row) + "</TR>" for row in matrix)
     return (f'<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="2">'
             f'<TR><TD COLSPAN="{matrix.shape[1]}" ALIGN="LEFT">{what}</TD></TR>{rows}</TABLE>')
@@ -436,12 +446,18 @@ def _tree_sum(terms: list[Tensor], name: str) -> Tensor:
     return terms[0]
 
 
-def derivation_graph(size: int = 3, show_grad: bool = True):
+def derivation_graph(size: int = 2, show_grad: bool = True):
     """The scalar convolution (scalar_conv_example) after L.backward(), the flipped kernel drawn in red.
 
     Pixel x00 reaches four outputs — y00 via x00·d, y01 via x00·c, y10 via x00·b, y11 via x00·a — so its gradient
     is dL/dy00·d + dL/dy01·c + dL/dy10·b + dL/dy11·a: the output gradient convolved with the flipped kernel.
     Those four products, the sums they flow through, the outputs they reach and the edges between are red.
+
+    Laid out so the paths read without crossing: the leaves in one column, the kernel turned 180° around x00
+    (d, c, x00, b, a, then the other pixels), the products in one column grouped by the output they feed (in
+    reading order, x00's first in each), and the outputs in reading order. The default 2×2 image is the smallest
+    in which x00 reaches all four outputs; a 3×3 image (size=3) is drawn the same way but its 25 products fan out
+    from 13 leaves, which no order untangles.
     """
     example = scalar_conv_example(size=size)
     example.loss.backward()
@@ -452,14 +468,19 @@ def derivation_graph(size: int = 3, show_grad: bool = True):
         highlight += _between(example.products[(i, j, 1 - i, 1 - j)], example.outputs[i][j])
     graph, ids = _draw(example.loss, show_data=True, show_grad=show_grad, rankdir="LR", max_nodes=400,
                        highlight=highlight, model=None, max_values=4)
-    # Leaves (kernel, then pixels in reading order) in the first column and every y in one column, top to bottom
-    # in reading order: invisible edges inside a same-rank group fix the order.
-    leaves = [a, b, c, d] + [x for row in example.pixels for x in row]
-    for name, column in (("leaves", leaves), ("outputs", [y for row in example.outputs for y in row])):
+    # Three columns, top to bottom (invisible edges inside a same-rank group fix the order): the leaves, the kernel
+    # flipped around x00 so its four red edges fan out from the middle; the product ops, grouped by output (the
+    # products dict is in that order, x00's tap first); every y in reading order, so the sums never cross.
+    leaves = [d, c, x00, b, a] + [x for row in example.pixels for x in row][1:]
+    op_ids = {id(t): f"op{k}" for k, t in enumerate(t for t in _walk(example.loss) if t.op is not None)}
+    columns = (("leaves", [ids[id(t)] for t in leaves]),
+               ("products", [op_ids[id(t)] for t in example.products.values()]),
+               ("outputs", [ids[id(y)] for row in example.outputs for y in row]))
+    for name, column in columns:
         with graph.subgraph(name=name) as group:
             group.attr(rank="same")
             for upper, lower in zip(column, column[1:]):
-                group.edge(ids[id(upper)], ids[id(lower)], style="invis")
+                group.edge(upper, lower, style="invis")
     k = {name: _number(float(t.data)) for name, t in zip("abcd", (a, b, c, d))}
     lines = [
         "dL/dx = dL/dy ⊛ w^flip: the input's gradient is the output's gradient convolved with the kernel turned 180°",
@@ -477,11 +498,15 @@ def derivation_graph(size: int = 3, show_grad: bool = True):
 
 
 def conv_graph(show_grad: bool = True):
-    """One functional.conv2d — the derivation's convolution, on arrays — after backward of L = y.sum().
+    """One functional.conv2d — the derivation's kernel and padding on a 3×3 image, on arrays — after backward of
+    L = y.sum().
 
     x (1, 1, 3, 3) = 1…9, weight (1, 1, 2, 2) = [[1, 2], [3, 4]], bias (1,) = 1, padding=((1, 0), (1, 0)):
     pad → im2col → reshape → @ (with the reshaped weight) → reshape → permute → + (reshaped bias) → Σ.
-    Arrays of up to 9 numbers show their values, so x.grad (x00's is 10, as in derivation_graph) is readable.
+    Every array shows its values (up to 36 numbers: the padded x is 4×4, the im2col matrix 4×9, one row per kernel
+    tap, one column per window), data and grad, so the input gradient can be followed back: the columns' grad
+    (Wᵀ · dL/dY, each row a kernel entry) is folded (col2im) into the padded grid, each window's numbers added
+    where they were read, and cropped to x.grad (x00's is 10 = a + b + c + d, as in derivation_graph).
     """
     from tinygrad_conv import functional as F
 
@@ -493,9 +518,15 @@ def conv_graph(show_grad: bool = True):
     loss = y.sum()
     loss.name = "L"
     loss.backward()
-    graph = draw_graph(loss, show_grad=show_grad, max_values=9, rankdir="TB")
-    graph.attr(label="conv2d(x, weight, bias, padding=((1, 0), (1, 0))) composed from primitives, L = Σ y",
-               labelloc="t", labeljust="l", fontname="Helvetica", fontsize="14")
+    for tensor in _walk(loss):
+        if tensor.op is not None and tensor.op.name in ("Pad", "Unfold"):
+            tensor.name = {"Pad": "padded", "Unfold": "cols"}[tensor.op.name]
+    graph = draw_graph(loss, show_grad=show_grad, max_values=36, rankdir="TB")
+    lines = ["conv2d(x, weight, bias, padding=((1, 0), (1, 0))) composed from primitives, L = Σ y"]
+    if show_grad:
+        lines.append("x.grad = crop(fold(cols.grad)): col2im adds each window's gradient back where the window was "
+                     "read, then the padding is cropped")
+    graph.attr(label="\\l".join(lines) + "\\l", labelloc="t", labeljust="l", fontname="Helvetica", fontsize="14")
     return graph
 
 
