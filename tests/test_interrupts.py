@@ -252,9 +252,10 @@ sys.exit(cli.main(sys.argv[1:]))
 """
 
 # Racers for run directories, released together: each blocks reading a byte from stdin, then for k < rounds asks
-# for --out base/out-k (holding every lock it wins until it exits) and for a fresh runs/<timestamp>, and prints what
-# it got. The short sleep each round keeps the racers abreast (on a busy machine, one would otherwise run through
-# every round before the others start), so they meet at the same directories.
+# for --out base/out-k and for a fresh runs/<timestamp>, prints what it got, and holds every lock it won until a
+# second byte tells it to exit: a racer that ended early would free its (still empty) directories for a slower one.
+# The short sleep each round keeps the racers abreast (on a busy machine, one would otherwise run through every
+# round before the others start), so they meet at the same directories.
 RACER = """
 import json, os, sys, time
 from pathlib import Path
@@ -276,7 +277,8 @@ for k in range(rounds):
     out, lock = cli._run_directory(None, False)
     made.append(str(out))
     locks.append(lock)
-print(json.dumps({"won": won, "made": made}))
+print(json.dumps({"won": won, "made": made}), flush=True)
+sys.stdin.read(1)
 """
 
 
@@ -291,11 +293,10 @@ def test_racing_processes_each_get_their_own_run_directory_many_times(tmp_path):
     for process in processes:  # all blocked in read(1): released within microseconds of each other
         process.stdin.write("g")
         process.stdin.flush()
-    results = []
+    results = [json.loads(process.stdout.readline()) for process in processes]  # all still hold their locks
     for process in processes:
-        stdout, stderr = process.communicate(timeout=60)
+        _, stderr = process.communicate("x", timeout=60)
         assert process.returncode == 0, stderr
-        results.append(json.loads(stdout))
     won = sorted(k for result in results for k in result["won"])
     assert won == list(range(rounds))  # every --out directory went to exactly one racer; the others were told
     made = [path for result in results for path in result["made"]]
