@@ -3,7 +3,7 @@
     python scripts/render_docs.py            # writes both
     python scripts/render_docs.py --check    # exits 1 if either is out of date
 
-derivation.svg is `tinygrad_conv.viz.derivation_graph()`: the 3×3 image and 2×2 kernel convolved from scalars,
+derivation.svg is `tinygrad_conv.viz.derivation_graph()`: the 2×2 image and 2×2 kernel convolved from scalars,
 L = Σ y, after L.backward(), with pixel x00's four paths — the flipped kernel — in red. backward.svg is
 `viz.backward_graph()`: the same convolution's backward pass as a graph (grad(..., create_graph=True)). Run this
 after changing viz.py or the examples, and commit the SVGs.
