@@ -45,7 +45,7 @@ def args(small_digits) -> list[str]:
 
 
 def _skip_drawing(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("plot_curves", "plot_filters", "plot_confusion"):
+    for name in ("plot_curves", "plot_filters", "plot_confusion", "plot_misclassified"):
         monkeypatch.setattr(plots, name, lambda *args, **kwargs: None)
 
 
@@ -129,7 +129,8 @@ def test_a_signalled_run_keeps_its_last_epoch_and_resumes_to_the_same_bits(signu
     assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1, done.stderr
     assert f"interrupted by {name} after epoch 1/2" in done.stderr and f"--resume {out}" in done.stderr
     files = {p.name for p in out.iterdir()}
-    assert files == {"model.npz", "metrics.json", "curves.png", "filters.png", "confusion.png", "checkpoint.npz"}
+    assert files == {"model.npz", "metrics.json", "curves.png", "filters.png", "confusion.png", "misclassified.png",
+                     "checkpoint.npz"}
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["interrupted"] is True and metrics["signal"] == name and metrics["epochs_completed"] == 1
     assert len(metrics["history"]) == 1
@@ -246,7 +247,7 @@ WITHOUT_PICTURES = """
 import sys
 from tinygrad_conv import cli, plots
 
-for name in ("plot_curves", "plot_filters", "plot_confusion"):
+for name in ("plot_curves", "plot_filters", "plot_confusion", "plot_misclassified"):
     setattr(plots, name, lambda *args, **kwargs: None)
 sys.exit(cli.main(sys.argv[1:]))
 """

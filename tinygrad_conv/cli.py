@@ -354,7 +354,7 @@ def _write_interrupted(out: Path, config, dataset, signum: int) -> int:
     from dataclasses import asdict
 
     from tinygrad_conv import serialization
-    from tinygrad_conv.train import read_training_info
+    from tinygrad_conv.train import model_from_metadata, predict, read_training_info
 
     name = signal.Signals(signum).name
     checkpoint = out / CHECKPOINT_NAME
@@ -371,7 +371,11 @@ def _write_interrupted(out: Path, config, dataset, signum: int) -> int:
                        "skipped_batches": info["skipped_batches"], "history": history, "confusion": info["confusion"],
                        "args": asdict(config), "data": dataset.name, "model": info["model_metadata"]["model"],
                        "classes": dataset.classes}
-            _write_outputs(out, weights, info["model_metadata"], metrics, dataset.classes)
+            model = model_from_metadata(info["model_metadata"])
+            model.load_state_dict(weights)
+            predictions = predict(model, dataset.standardize(dataset.x_test))
+            _write_outputs(out, weights, info["model_metadata"], metrics, dataset.classes,
+                           (dataset.x_test, dataset.y_test, predictions))
             done = f"after epoch {info['epoch']}/{config.epochs}; wrote {out}/ as of that epoch"
         else:
             metrics = {"interrupted": True, "signal": name, "epochs_completed": 0, "epochs": config.epochs,
