@@ -240,3 +240,29 @@ def test_the_backward_of_a_conv_is_a_graph_of_matmul_fold_and_crop():
             names.add(t.op.name)
             stack.extend(t.parents)
     assert "MatMul" in names and "Unfold" in names  # dL/dY · colsᵀ, cols = im2col(pad(X))
+
+
+# ---------------------------------------------------------------- backward(inputs=...)
+
+
+def test_backward_with_inputs_fills_only_theirs_as_pytorch(torch):
+    rng = np.random.default_rng(0)
+    x_, w_, b_ = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+    x, w, b = (Tensor(a, requires_grad=True) for a in (x_, w_, b_))
+    hidden = F.conv2d(x, w, b, padding=1)
+    loss = (hidden.relu() * hidden).sum()
+    loss.backward(inputs=[w, b])
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x_, w_, b_))
+    t_hidden = torch.nn.functional.conv2d(tx, tw, tb, padding=1)
+    (t_hidden.relu() * t_hidden).sum().backward(inputs=[tw, tb])
+    np.testing.assert_allclose(w.grad, tw.grad.numpy(), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(b.grad, tb.grad.numpy(), rtol=1e-10, atol=1e-10)
+    assert x.grad is None and tx.grad is None and hidden.grad is None and loss.grad is None
+
+
+def test_backward_with_inputs_refuses_what_needs_no_gradient():
+    x, c = Tensor([1.0, 2.0], requires_grad=True), Tensor([3.0, 4.0])
+    with pytest.raises(ValueError, match=r"backward\(inputs\): input 1 .*does not require grad"):
+        (x * c).sum().backward(inputs=[x, c])
+    with pytest.raises(TypeError, match=r"backward\(inputs\) must be a Tensor"):
+        (x * c).sum().backward(inputs="x")

@@ -250,15 +250,25 @@ class Tensor:
 
     # ------------------------------------------------------------ backward
 
-    def backward(self, grad: Any = None) -> None:
-        """Fill `.grad` of every tensor this one depends on with dL/d(tensor), L being this tensor.
+    def backward(self, grad: Any = None, inputs: Sequence[Tensor] | None = None) -> None:
+        """Fill `.grad` of every tensor this one depends on with dL/d(tensor), L being this tensor: intermediate
+        tensors too, as micrograd's Value (what the drawings show).
 
         grad: dL/d(self), shaped like self; may be omitted only when self holds one element (then 1).
+        inputs: fill only these tensors' `.grad`, as PyTorch's backward(inputs=...); every other gradient is freed as
+        soon as it has been used (the training loop passes the parameters: less memory per step).
         """
         if not self.requires_grad:
             raise ValueError("backward() on a tensor that does not require grad: no input of it has requires_grad=True")
+        targets = None
+        if inputs is not None:
+            chosen = _tensor_list(inputs, "backward(inputs)")
+            for k, tensor in enumerate(chosen):
+                if not tensor.requires_grad:
+                    raise ValueError(f"backward(inputs): input {k}{_named(tensor)} does not require grad")
+            targets = set(chosen)
         grad = _seed(self, grad, "backward(grad)")
-        for tensor, tensor_grad in _backpropagate([self], [grad], create_graph=False):
+        for tensor, tensor_grad in _backpropagate([self], [grad], create_graph=False, targets=targets):
             tensor._accumulate(tensor_grad)
 
     def _accumulate(self, grad: np.ndarray) -> None:
@@ -757,7 +767,7 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor], 
     them gives second derivatives (Hessian-vector products, gradient penalties). An input the outputs do not
     depend on is an error naming it, unless allow_unused=True (then its gradient is None).
     """
-    outputs, inputs = _tensor_list(outputs, "outputs"), _tensor_list(inputs, "inputs")
+    outputs, inputs = _tensor_list(outputs, "grad: outputs"), _tensor_list(inputs, "grad: inputs")
     if grad_outputs is None or isinstance(grad_outputs, (Tensor, np.ndarray)):
         grad_outputs = [grad_outputs] * len(outputs) if grad_outputs is None else [grad_outputs]
     grad_outputs = list(grad_outputs)
@@ -799,7 +809,7 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor], 
 def _tensor_list(value: Any, what: str) -> list[Tensor]:
     tensors = [value] if isinstance(value, Tensor) else value
     if not isinstance(tensors, (list, tuple)) or not tensors or not all(isinstance(t, Tensor) for t in tensors):
-        raise TypeError(f"grad: {what} must be a Tensor or a non-empty list/tuple of Tensors, got {value!r:.60}")
+        raise TypeError(f"{what} must be a Tensor or a non-empty list/tuple of Tensors, got {value!r:.60}")
     return list(tensors)
 
 
