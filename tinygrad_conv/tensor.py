@@ -203,11 +203,7 @@ class Tensor:
     def __setitem__(self, index: Any, value: Any) -> None:
         """self[index] = value, in place, with numpy's indexing (as in __getitem__): an in-place write, counted
         (no graph is recorded; a backward through a graph that used the old values is refused)."""
-        if isinstance(index, Tensor):
-            index = _index_array(index)
-        elif isinstance(index, tuple):
-            index = tuple(_index_array(i) if isinstance(i, Tensor) else i for i in index)
-        self._data[index] = value._data if isinstance(value, Tensor) else value
+        self._data[_numpy_index(index)] = value._data if isinstance(value, Tensor) else value
         _wrote(self)
 
     def zero_(self) -> Tensor:
@@ -418,11 +414,7 @@ class Tensor:
     def __getitem__(self, index: Any) -> Tensor:
         """self[index] with numpy's rules (ints, slices, None, ..., integer arrays, boolean masks); the gradient
         is added back where each element was read. A Tensor in the index must hold integers or booleans."""
-        if isinstance(index, Tensor):
-            index = _index_array(index)
-        elif isinstance(index, tuple):
-            index = tuple(_index_array(i) if isinstance(i, Tensor) else i for i in index)
-        return Tensor._apply(ops.Index, self, index=index)
+        return Tensor._apply(ops.Index, self, index=_numpy_index(index))
 
     # ------------------------------------------------------------ elementwise
 
@@ -587,6 +579,15 @@ def _check_allocation(shape: tuple[int, ...], dtype: np.dtype, what: str) -> Non
                          f"than this machine's {memory / 2**30:,.1f} GiB of memory")
 
 
+def _numpy_index(index: Any) -> Any:
+    """An index for numpy: every Tensor in it (alone or in a tuple) replaced by its array (_index_array)."""
+    if isinstance(index, Tensor):
+        return _index_array(index)
+    if isinstance(index, tuple):
+        return tuple(_index_array(i) if isinstance(i, Tensor) else i for i in index)
+    return index
+
+
 def _index_array(index: Tensor) -> np.ndarray:
     """A Tensor used as an index, as an integer or boolean array; floats are refused, never truncated."""
     if index.dtype.kind not in "biu":
@@ -609,8 +610,8 @@ def _reduction_args(reduction: str, axis: Any, keepdims: Any, dim: Any, keepdim:
     if dim is not None:
         if axis is not None:
             raise TypeError(f"{reduction}() got both axis={axis!r} and dim={dim!r}: pass one")
-        axis = None if isinstance(dim, (tuple, list)) and not dim else dim  # PyTorch: dim=() or [] is every axis;
-        # numpy's axis=() reduces none
+        # PyTorch reduces every axis for dim=() or dim=[]; numpy's axis=() reduces none
+        axis = None if isinstance(dim, (tuple, list)) and not dim else dim
     if keepdim is not None:
         if keepdims is not False:
             raise TypeError(f"{reduction}() got both keepdims and keepdim: pass one")
