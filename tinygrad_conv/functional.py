@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_conv import ops
+from tinygrad_conv import kernels, ops
 from tinygrad_conv.conv_args import (
     check_conv_shapes,
     check_groups,
@@ -227,16 +227,12 @@ def _pool(x: Tensor, kernel_size: Any, stride: Any, padding: Any, pad_value: flo
 
 def _real_pixels(size: tuple[int, int], kernel_size: tuple[int, int], stride: tuple[int, int],
                  padding: tuple[int, int]) -> np.ndarray:
-    """Which elements of the pooling windows (1, KH·KW, Ho, Wo, 1) are pixels of the image, not padding: tap i of
-    output row y reads row y·sh + i − ph, real when inside [0, H) (and so for columns)."""
-    inside = []
-    for length, k, s, p in zip(size, kernel_size, stride, padding):
-        count = (length + 2 * p - k) // s + 1
-        read = np.arange(k)[:, None] + s * np.arange(count)[None, :] - p  # (K, Ho): the row each tap reads
-        inside.append((read >= 0) & (read < length))
-    rows, columns = inside
-    real = rows[:, None, :, None] & columns[None, :, None, :]  # (KH, KW, Ho, Wo)
-    return real.reshape(1, kernel_size[0] * kernel_size[1], *real.shape[2:], 1)
+    """Which elements of the pooling windows (1, KH·KW, Ho, Wo, 1) are pixels of the image, not padding: the
+    windows of an image of ones padded with zeros, read by the same im2col."""
+    (ph, pw), (kh, kw) = padding, kernel_size
+    ones = kernels.pad(np.ones((1, 1, *size), np.int8), ((0, 0), (0, 0), (ph, ph), (pw, pw)), 0)
+    cols = kernels.im2col(ones, kernel_size, stride, (1, 1))  # (1, KH, KW, Ho, Wo, 1)
+    return cols.reshape(1, kh * kw, *cols.shape[3:]) == 1
 
 
 def max_pool2d(input: Tensor, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None,
