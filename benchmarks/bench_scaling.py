@@ -70,9 +70,9 @@ def _trainer(model: str, batch: int):
     """bench_train's Ours (train.build and TrainConfig's optimizer for the model) and one batch of its input size."""
     from bench_train import Ours
 
-    size, channels = ((8, 8), 1) if model == "digits-cnn" else ((28, 28), 1)
+    size = (8, 8) if model == "digits-cnn" else (28, 28)
     rng = np.random.default_rng(0)
-    images = rng.random((batch, channels, *size), dtype=np.float32)
+    images = rng.random((batch, 1, *size), dtype=np.float32)
     labels = np.arange(batch) % 10
     return Ours(0, batch, (images, labels, images, labels), model=model), images, labels
 
@@ -89,16 +89,7 @@ def torch_training(model: str, batch: int):
     ours, images, labels = _trainer(model, batch)
     trainer = Torch(torch, ours, seed=0)
     del ours
-
-    def step() -> float:
-        loss = torch.nn.functional.cross_entropy(trainer.model(torch.tensor(images)),
-                                                 torch.tensor(labels, dtype=torch.int64))
-        trainer.optimizer.zero_grad()
-        loss.backward()
-        trainer.optimizer.step()
-        return loss.item()
-
-    return step
+    return lambda: trainer.step(images, labels)
 
 
 # ---------------------------------------------------------------- one point

@@ -122,16 +122,19 @@ class Torch:
         self.batch_size = ours.batch_size
         self.order_rng = np.random.default_rng(seed + 1)  # the same batch order as ours
 
+    def step(self, images: np.ndarray, labels: np.ndarray) -> float:
+        torch = self.torch  # torch.tensor copies, as our Tensor(images) does
+        loss = torch.nn.functional.cross_entropy(self.model(torch.tensor(images)),
+                                                 torch.tensor(labels, dtype=torch.int64))
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        return loss.item()
+
     def epoch(self) -> None:
-        torch = self.torch
         self.model.train()
         for images, labels in data.batches(self.x_train, self.y_train, self.batch_size, rng=self.order_rng):
-            # torch.tensor copies, as our Tensor(images) does
-            loss = torch.nn.functional.cross_entropy(self.model(torch.tensor(images)),
-                                                     torch.tensor(labels, dtype=torch.int64))
-            self.optimizer.zero_grad()
-            loss.backward()
-            self.optimizer.step()
+            self.step(images, labels)
 
     def logits(self, images: np.ndarray) -> np.ndarray:
         self.model.eval()
