@@ -77,6 +77,14 @@ def test_c_order_copies_transposed_arrays_exactly_and_leaves_c_order_ones_alone(
         assert kernels.c_order(cropped).flags.c_contiguous
 
 
+@pytest.mark.parametrize("shape", [(4, 3, 5, 6), (64, 1, 16, 16), (16, 8, 8, 64)])
+def test_reshape_matches_numpy_on_c_order_and_transposed_arrays(shape):
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    for a in (x, x.transpose(1, 2, 3, 0), x.transpose(3, 0, 1, 2), x[:, :, ::2]):
+        for target in ((-1,), (a.shape[0], -1), (a.shape[0] * a.shape[1], *a.shape[2:])):
+            np.testing.assert_array_equal(kernels.reshape(a, target), kernels.reshape_reference(a, target))
+
+
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 4, 5), (3, 4), (5,), (2, 1, 3)])

@@ -24,18 +24,22 @@ import numpy as np
 
 # ---------------------------------------------------------------- memory: large temporaries, reused
 
-REUSE_BYTES = 1 << 20  # arrays this large come from the pool; malloc's own free lists serve smaller ones well
+REUSE_BYTES = 1 << 17  # arrays this large come from the pool; malloc's own free lists serve smaller ones well
 POOL_BYTES = 1 << 30  # at most this much memory is kept for reuse while nothing refers to it
 
 _pool: dict[int, list[np.ndarray]] = {}  # nbytes → the uint8 buffers of that size handed out so far
 _pool_lock = threading.Lock()
 
 
-def _references(buffers: list[np.ndarray], k: int) -> int:
-    return sys.getrefcount(buffers[k])
+def _reference_counts(buffers: list[np.ndarray]) -> list[int]:
+    """How many references each buffer has: every view of a buffer (a reshape, a `.grad`) holds one."""
+    counts = []
+    for buffer in buffers:
+        counts.append(sys.getrefcount(buffer))
+    return counts
 
 
-_IDLE = _references([np.empty(0)], 0)  # the count of a buffer that only its pool list refers to
+_IDLE = _reference_counts([np.empty(0)])[0]  # the count of a buffer that only its pool list refers to
 
 
 def empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
@@ -48,22 +52,14 @@ def empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     fault them in again every step. The pool is per process and keeps at most POOL_BYTES of buffers nothing refers
     to; malloc's own behaviour is left alone.
     """
-    nbytes = math.prod(shape) * _itemsize(dtype)
+    nbytes = math.prod(shape) * np.dtype(dtype).itemsize
     if nbytes < REUSE_BYTES:
         return np.empty(shape, dtype)
-    return _reused(shape, dtype, nbytes)
-
-
-def _itemsize(dtype: np.dtype) -> int:
-    return dtype.itemsize if isinstance(dtype, np.dtype) else np.dtype(dtype).itemsize
-
-
-def _reused(shape: tuple[int, ...], dtype: np.dtype, nbytes: int) -> np.ndarray:
     with _pool_lock:
         buffers = _pool.setdefault(nbytes, [])
-        idle = [k for k in range(len(buffers)) if _references(buffers, k) == _IDLE]
-        if idle:
-            buffer = buffers[idle[0]]
+        counts = _reference_counts(buffers)
+        if _IDLE in counts:
+            buffer = buffers[counts.index(_IDLE)]
         else:
             _make_room(nbytes)
             buffer = np.empty(nbytes, np.uint8)
@@ -77,10 +73,9 @@ def empty_reference(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
 
 def zeros(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     """A C-order array of zeros (reference: np.zeros), from `empty` when large."""
-    nbytes = math.prod(shape) * _itemsize(dtype)
-    if nbytes < REUSE_BYTES:
+    if math.prod(shape) * np.dtype(dtype).itemsize < REUSE_BYTES:
         return np.zeros(shape, dtype)
-    out = _reused(shape, dtype, nbytes)
+    out = empty(shape, dtype)
     out.fill(0)
     return out
 
@@ -92,16 +87,15 @@ def zeros_reference(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
 def _make_room(nbytes: int) -> None:
     """Drop buffers nothing refers to, largest first, until the pool's idle ones and `nbytes` more fit in
     POOL_BYTES."""
-    idle_bytes = sum(size for size, buffers in _pool.items()
-                     for k in range(len(buffers)) if _references(buffers, k) == _IDLE)
+    idle = {size: [k for k, count in enumerate(_reference_counts(buffers)) if count == _IDLE]
+            for size, buffers in _pool.items()}
+    idle_bytes = sum(size * len(positions) for size, positions in idle.items())
     for size in sorted(_pool, reverse=True):
-        buffers = _pool[size]
-        for k in reversed(range(len(buffers))):
+        for k in reversed(idle[size]):
             if idle_bytes + nbytes <= POOL_BYTES:
                 return
-            if _references(buffers, k) == _IDLE:
-                del buffers[k]
-                idle_bytes -= size
+            del _pool[size][k]
+            idle_bytes -= size
 
 
 # ---------------------------------------------------------------- C order
@@ -130,6 +124,16 @@ def c_order_reference(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
+def reshape(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """a's elements in C order with a new shape (reference: np.reshape), copied through `c_order` when a is not in
+    C order."""
+    return c_order(a).reshape(shape)
+
+
+def reshape_reference(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    return np.reshape(a, shape)
+
+
 def transpose_2d(source: np.ndarray, target: np.ndarray) -> None:
     """target[...] = source.T for C-order 2-D arrays, in an order that keeps the reads in cache.
 
@@ -156,7 +160,7 @@ def transpose_2d(source: np.ndarray, target: np.ndarray) -> None:
 
 def pad(a: np.ndarray, pad_width: tuple[tuple[int, int], ...], value: float) -> np.ndarray:
     """a surrounded by `value` (reference: np.pad); a 4-D (N, C, H, W) result is laid out batch-last in memory."""
-    inside = tuple(slice(before, before + n) for (before, _), n in zip(pad_width, a.shape))
+    inside = tuple([slice(before, before + n) for (before, _), n in zip(pad_width, a.shape)])
     shape = [n + before + after for n, (before, after) in zip(a.shape, pad_width)]
     out = empty((*shape[1:], shape[0]) if a.ndim == 4 else shape, a.dtype)
     if a.ndim == 4:
@@ -271,24 +275,21 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     (`empty`)."""
     if a.ndim < 2 or b.ndim < 2:
         return a @ b
-    swap = b.shape[-1] > a.shape[-2] and _is_transposed(b)
+    # b's last two axes a transposed view of C-order memory (its rows are columns of the memory), the result wide
+    swap = b.shape[-1] > a.shape[-2] and b.shape[-2] > 1 and b.strides[-2] == b.itemsize \
+        and b.strides[-1] == b.shape[-2] * b.itemsize
     if swap:
-        a, b = np.swapaxes(b, -1, -2), np.swapaxes(a, -1, -2)
+        a, b = b.swapaxes(-1, -2), a.swapaxes(-1, -2)
     if math.prod(a.shape[:-1]) * b.shape[-1] * a.itemsize < REUSE_BYTES:  # the result's size, if b is not batched
         out = a @ b
     else:
         batch = a.shape[:-2] if a.shape[:-2] == b.shape[:-2] else np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
         out = np.matmul(a, b, out=empty((*batch, a.shape[-2], b.shape[-1]), np.result_type(a, b)))
-    return np.swapaxes(out, -1, -2) if swap else out
+    return out.swapaxes(-1, -2) if swap else out
 
 
 def matmul_reference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.matmul(a, b)
-
-
-def _is_transposed(b: np.ndarray) -> bool:
-    """b's last two axes are a transposed view of C-order memory (its rows are columns of the memory)."""
-    return b.strides[-2] == b.itemsize and b.strides[-1] == b.shape[-2] * b.itemsize and b.shape[-2] > 1
 
 
 # ---------------------------------------------------------------- reductions

@@ -174,9 +174,10 @@ class Tensor:
                 reason = "the shapes do not broadcast (aligned from the right, each dimension must be equal or 1)"
             raise ValueError(f"{op_type.__name__} of tensors with shapes {shapes}: {reason}") from None
         out.grad, out.name, out._ctx, out._version = None, None, None, 0
-        out.requires_grad = _mode.enabled and any(p.requires_grad for p in parents)
+        needs_input_grad = tuple([p.requires_grad for p in parents])
+        out.requires_grad = _mode.enabled and True in needs_input_grad
         if out.requires_grad:
-            op.parents, op.needs_input_grad = parents, tuple(p.requires_grad for p in parents)
+            op.parents, op.needs_input_grad = parents, needs_input_grad
             op.recorded_after = _last_write
             out._ctx = op
         return out
@@ -517,6 +518,8 @@ class Tensor:
     def permute(self, *axes: int | Sequence[int]) -> Tensor:
         """Reorder the axes: output axis k is input axis axes[k] (ints or one tuple, a permutation of all axes)."""
         axes = tuple(axes[0]) if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
+        if set(map(type, axes)) == {int} and sorted(axes) == list(range(self._data.ndim)):  # the common case, fast
+            return Tensor._apply(ops.Permute, self, axes=axes)
         if not all(is_int(a) for a in axes):
             raise TypeError(f"permute needs int axes, got {axes}")
         if len(axes) != self.ndim or not all(-self.ndim <= a < self.ndim for a in axes) \
@@ -541,16 +544,16 @@ class Tensor:
 
     def pad(self, pad_width: Sequence[tuple[int, int]], value: float = 0.0) -> Tensor:
         """Pad with `value`: pad_width = ((before, after), ...) for every axis, each ≥ 0."""
-        expected = f"pad_width must be {self.ndim} pairs (before, after) of ints >= 0, got {pad_width!r}"
+        given = pad_width
         try:
-            pad_width = tuple((int(b), int(a)) for b, a in pad_width)
+            pad_width = tuple([(int(b), int(a)) for b, a in pad_width])
         except (TypeError, ValueError):
-            raise ValueError(expected) from None
-        if len(pad_width) != self.ndim or any(b < 0 or a < 0 for b, a in pad_width):
-            raise ValueError(expected)
+            pad_width = None
+        if pad_width is None or len(pad_width) != self.ndim or min([min(pair) for pair in pad_width], default=0) < 0:
+            raise ValueError(f"pad_width must be {self.ndim} pairs (before, after) of ints >= 0, got {given!r}")
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise TypeError(f"pad value must be a real number, got {value!r}")
-        shape = tuple(n + b + a for n, (b, a) in zip(self.shape, pad_width))
+        shape = tuple([n + b + a for n, (b, a) in zip(self._data.shape, pad_width)])
         _check_allocation(shape, self.dtype, "padding")
         return Tensor._apply(ops.Pad, self, pad_width=pad_width, value=value)
 
@@ -626,7 +629,7 @@ def _reduction_args(reduction: str, axis: Any, keepdims: Any, dim: Any, keepdim:
 def _reshape_target(old: tuple[int, ...], shape: tuple) -> tuple[int, ...]:
     """`shape` with its one allowed -1 filled in; a clear error unless it holds as many elements as `old`."""
     size = math.prod(old)
-    if all(type(n) is int and n >= 0 for n in shape) and math.prod(shape) == size:  # the common case, checked fast
+    if set(map(type, shape)) == {int} and min(shape) >= 0 and math.prod(shape) == size:  # the common case, fast
         return shape
     if not all(is_int(n) for n in shape):
         raise TypeError(f"reshape needs ints >= 0 and at most one -1, got {shape}")
@@ -670,7 +673,7 @@ def _seed(output: Tensor, grad: Any, what: str) -> np.ndarray:
                              "pass dL/d(output) of that shape, or reduce first (e.g. .sum())")
         return np.ones_like(output.data)
     try:
-        array = np.array(grad.data if isinstance(grad, Tensor) else grad)
+        array = np.asarray(grad.data if isinstance(grad, Tensor) else grad)
     except (TypeError, ValueError):
         array = np.array(None)
     if array.dtype.kind not in "biuf":
@@ -678,7 +681,9 @@ def _seed(output: Tensor, grad: Any, what: str) -> np.ndarray:
                         f"{output.shape}, got {type(grad).__name__} {grad!r:.60}")
     if array.shape != output.shape:
         raise ValueError(f"{what}: grad has shape {array.shape}, expected the output's {output.shape}")
-    return array.astype(output.dtype, copy=False)
+    seed = kernels.empty(array.shape, output.dtype)
+    seed[...] = array
+    return seed
 
 
 def _toposort(roots: Sequence[Tensor]) -> list[Tensor]:
@@ -698,7 +703,9 @@ def _toposort(roots: Sequence[Tensor]) -> list[Tensor]:
             visited.add(tensor)
             stack.append((tensor, True))
             if tensor._ctx is not None:
-                stack.extend((p, False) for p in tensor._ctx.parents if p.requires_grad and p not in visited)
+                for parent in tensor._ctx.parents:
+                    if parent.requires_grad and parent not in visited:
+                        stack.append((parent, False))
     return order
 
 
@@ -741,7 +748,8 @@ def _backpropagate(roots: Sequence[Tensor], root_grads: Sequence[Any], create_gr
                 continue
             if not create_graph and type(parent_grad) is not np.ndarray:
                 parent_grad = np.asarray(parent_grad)  # numpy gives a scalar, not an array, for 0-d arithmetic
-            parent_grad = ops.sum_to(parent_grad, parent.shape)
+            if parent_grad.shape != parent._data.shape:
+                parent_grad = ops.sum_to(parent_grad, parent._data.shape)
             grads[parent] = grads[parent] + parent_grad if parent in grads else parent_grad
     return done
 
