@@ -77,6 +77,24 @@ def test_c_order_copies_transposed_arrays_exactly_and_leaves_c_order_ones_alone(
         assert kernels.c_order(cropped).flags.c_contiguous
 
 
+def _layout(array: np.ndarray) -> list[int]:
+    """The strides of the axes longer than 1 (a size-1 axis may have any stride)."""
+    return [stride for stride, n in zip(array.strides, array.shape) if n > 1]
+
+
+@pytest.mark.parametrize("shape", [(4, 3, 5, 6), (64, 1, 16, 16), (2, 3), (5,)])
+def test_copy_like_copies_in_the_memory_layout_of_like(shape):
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal(shape).astype(np.float32)
+    for axes in [tuple(range(a.ndim)), tuple(reversed(range(a.ndim))), (*range(1, a.ndim), 0)]:
+        like = np.empty(tuple(shape[ax] for ax in axes), np.float32).transpose(np.argsort(axes))
+        for source in (a, np.ascontiguousarray(a.transpose(axes)).transpose(np.argsort(axes))):
+            copied, expected = kernels.copy_like(source, like), kernels.copy_like_reference(source, like)
+            np.testing.assert_array_equal(copied, expected)
+            assert _layout(copied) == _layout(expected) == _layout(like)
+            assert not np.shares_memory(copied, source)
+
+
 @pytest.mark.parametrize("shape", [(4, 3, 5, 6), (64, 1, 16, 16), (16, 8, 8, 64)])
 def test_reshape_matches_numpy_on_c_order_and_transposed_arrays(shape):
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)

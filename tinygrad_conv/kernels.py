@@ -124,6 +124,25 @@ def c_order_reference(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
+def copy_like(a: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """A copy of a laid out in memory as `like` is, axis order and all (reference: np.empty_like(like) filled with a):
+    a gradient copied this way is read by the rules the way they read the output it belongs to (a conv's output is
+    batch-last in memory), without a second layout copy. The copy goes through `c_order`."""
+    order = sorted(range(a.ndim), key=lambda axis: -like.strides[axis])  # outermost axis in memory first
+    moved = a.transpose(order)
+    copied = c_order(moved)
+    if copied is moved:
+        copied = empty(moved.shape, moved.dtype)
+        copied[...] = moved
+    return copied.transpose(np.argsort(order))
+
+
+def copy_like_reference(a: np.ndarray, like: np.ndarray) -> np.ndarray:
+    out = np.empty_like(like)
+    out[...] = a
+    return out
+
+
 def reshape(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """a's elements in C order with a new shape (reference: np.reshape), copied through `c_order` when a is not in
     C order."""

@@ -665,8 +665,8 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
 
 
 def _seed(output: Tensor, grad: Any, what: str) -> np.ndarray:
-    """dL/d(output) to start from: `grad` checked (a copy, shaped like output) or, when None, 1 for a one-element
-    output."""
+    """dL/d(output) to start from: `grad` checked (a copy, shaped like output and laid out in memory as it is) or,
+    when None, 1 for a one-element output."""
     if grad is None:
         if output.data.size != 1:
             raise ValueError(f"{what} without a gradient needs a one-element output, got shape {output.shape}; "
@@ -681,9 +681,7 @@ def _seed(output: Tensor, grad: Any, what: str) -> np.ndarray:
                         f"{output.shape}, got {type(grad).__name__} {grad!r:.60}")
     if array.shape != output.shape:
         raise ValueError(f"{what}: grad has shape {array.shape}, expected the output's {output.shape}")
-    seed = kernels.empty(array.shape, output.dtype)
-    seed[...] = array
-    return seed
+    return kernels.copy_like(array.astype(output.dtype, copy=False), output.data)
 
 
 def _toposort(roots: Sequence[Tensor]) -> list[Tensor]:
