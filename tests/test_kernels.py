@@ -95,6 +95,42 @@ def test_copy_like_copies_in_the_memory_layout_of_like(shape):
             assert not np.shares_memory(copied, source)
 
 
+@pytest.mark.parametrize("shape", [(4, 3, 5, 6), (64, 1, 16, 16), (256, 512), (3,)])
+def test_empty_like_has_the_shape_dtype_and_memory_layout_of_numpys(shape):
+    a = np.zeros(shape, np.float32)
+    for axes in [tuple(range(a.ndim)), tuple(reversed(range(a.ndim))), (*range(1, a.ndim), 0)]:
+        like = np.ascontiguousarray(a.transpose(axes)).transpose(np.argsort(axes))
+        for dtype in (None, np.float64, bool):
+            made, expected = kernels.empty_like(like, dtype), kernels.empty_like_reference(like, dtype)
+            assert (made.shape, made.dtype) == (expected.shape, expected.dtype)
+            assert _layout(made) == _layout(expected)
+
+
+def test_broadcasts_to_agrees_with_numpy():
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        target = tuple(rng.integers(1, 4, rng.integers(0, 4)))
+        shape = tuple(rng.integers(1, 4, rng.integers(0, 5)))
+        try:
+            expected = np.broadcast_shapes(shape, target) == target
+        except ValueError:
+            expected = False
+        assert kernels._broadcasts_to(shape, target) == expected, (shape, target)
+
+
+def test_elementwise_out_is_a_reused_buffer_for_large_results_and_none_otherwise():
+    large = np.ones((512, 256), np.float32).T  # 512 KiB, transposed in memory
+    out = kernels.elementwise_out(large, np.float32(2) * np.ones((1, 512), np.float32))
+    assert out is not None and out.shape == large.shape and out.dtype == np.float32
+    assert _layout(out) == _layout(large)
+    np.testing.assert_array_equal(np.add(large, 1, out=out), large + 1)
+    assert kernels.elementwise_out(large, np.ones((256, 512), np.float64)).dtype == np.float64  # numpy's dtype
+    assert kernels.elementwise_out(large > 0, large).dtype == np.float32
+    assert kernels.elementwise_out(np.ones((4, 4), np.float32)) is None  # small: numpy allocates
+    column, row = np.ones((512, 1), np.float32), np.ones((1, 512), np.float32)
+    assert kernels.elementwise_out(column, row) is None  # the result is larger than either input
+
+
 @pytest.mark.parametrize("shape", [(4, 3, 5, 6), (64, 1, 16, 16), (16, 8, 8, 64)])
 def test_reshape_matches_numpy_on_c_order_and_transposed_arrays(shape):
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
@@ -168,7 +204,8 @@ def test_a_buffer_is_reused_only_once_nothing_refers_to_it():
     assert second.ctypes.data != address  # first is still held
     view = first.reshape(1, -1)[:, ::2]
     del first
-    assert kernels.empty(LARGE, np.float32).ctypes.data != address  # a view of it is still held
+    third = kernels.empty(LARGE, np.float32)
+    assert third.ctypes.data != address  # a view of it is still held
     del view
     reused = kernels.empty(LARGE, np.float32)
     assert reused.ctypes.data == address

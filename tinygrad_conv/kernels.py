@@ -56,15 +56,57 @@ def empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     if nbytes < REUSE_BYTES:
         return np.empty(shape, dtype)
     with _pool_lock:
-        buffers = _pool.setdefault(nbytes, [])
+        buffers = _pool.setdefault(nbytes, [])  # the most recently handed out last
         counts = _reference_counts(buffers)
-        if _IDLE in counts:
-            buffer = buffers[counts.index(_IDLE)]
+        if _IDLE in counts:  # the most recently handed out of the idle ones: the likeliest to be still in cache
+            buffer = buffers.pop(len(counts) - 1 - counts[::-1].index(_IDLE))
         else:
             _make_room(nbytes)
             buffer = np.empty(nbytes, np.uint8)
-            buffers.append(buffer)
+        buffers.append(buffer)
         return buffer.view(dtype).reshape(shape)
+
+
+def empty_like(a: np.ndarray, dtype: np.dtype | None = None) -> np.ndarray:
+    """An uninitialised array shaped as a and laid out in memory as a is, axis order and all (reference:
+    np.empty_like), from `empty`."""
+    dtype = a.dtype if dtype is None else dtype
+    if a.flags.c_contiguous:
+        return empty(a.shape, dtype)
+    order, inverse = memory_order(a.strides)
+    return empty(tuple([a.shape[axis] for axis in order]), dtype).transpose(inverse)
+
+
+def empty_like_reference(a: np.ndarray, dtype: np.dtype | None = None) -> np.ndarray:
+    return np.empty_like(a, dtype)
+
+
+def elementwise_out(*inputs: np.ndarray) -> np.ndarray | None:
+    """Where an elementwise op on arrays writes its result (`out=` of a numpy ufunc): a large result goes into
+    `empty_like` of the largest input, in numpy's result dtype; None, so numpy allocates, for a small result or one
+    that broadcasting makes larger than every input. Activation-sized results (a bias added, a ReLU and its
+    gradient) are then reused step after step like the columns are, instead of fresh memory from malloc."""
+    largest = inputs[0]
+    for x in inputs[1:]:  # of equal sizes, not a broadcast view (stride 0): its layout is no one's choice
+        if x.size > largest.size or (x.size == largest.size and 0 in largest.strides):
+            largest = x
+    if largest.size * largest.itemsize < REUSE_BYTES:
+        return None
+    for x in inputs:
+        if x.shape != largest.shape and not _broadcasts_to(x.shape, largest.shape):
+            return None
+    return empty_like(largest, np.result_type(*inputs))
+
+
+def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
+    """Broadcasting `shape` against `target` gives `target` (reference: `np.broadcast_shapes(shape, target) ==
+    target`, which raises where shapes do not broadcast)."""
+    if len(shape) > len(target):
+        return False
+    for n, m in zip(reversed(shape), reversed(target)):
+        if n != m and n != 1:
+            return False
+    return True
 
 
 def empty_reference(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
@@ -128,13 +170,21 @@ def copy_like(a: np.ndarray, like: np.ndarray) -> np.ndarray:
     """A copy of a laid out in memory as `like` is, axis order and all (reference: np.empty_like(like) filled with a):
     a gradient copied this way is read by the rules the way they read the output it belongs to (a conv's output is
     batch-last in memory), without a second layout copy. The copy goes through `c_order`."""
-    order = sorted(range(a.ndim), key=lambda axis: -like.strides[axis])  # outermost axis in memory first
+    order, inverse = memory_order(like.strides)
     moved = a.transpose(order)
     copied = c_order(moved)
     if copied is moved:
         copied = empty(moved.shape, moved.dtype)
         copied[...] = moved
-    return copied.transpose(np.argsort(order))
+    return copied.transpose(inverse)
+
+
+@functools.lru_cache(maxsize=256)
+def memory_order(strides: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The axes from outermost to innermost in memory (by decreasing stride), and the permutation that undoes that
+    order: an array's axes transposed by `order` are in C order when the array is."""
+    order = tuple(sorted(range(len(strides)), key=strides.__getitem__, reverse=True))
+    return order, tuple(sorted(range(len(strides)), key=order.__getitem__))
 
 
 def copy_like_reference(a: np.ndarray, like: np.ndarray) -> np.ndarray:

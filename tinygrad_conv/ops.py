@@ -81,7 +81,7 @@ class Add(Op):
     """y = a + b;  dL/da = g,  dL/db = g."""
 
     def forward(self, a, b):
-        return a + b
+        return np.add(a, b, out=kernels.elementwise_out(a, b))
 
     def backward(self, g, out, a, b):
         return g, g
@@ -101,11 +101,11 @@ class Mul(Op):
     """y = a·b;  dL/da = g·b,  dL/db = g·a."""
 
     def forward(self, a, b):
-        return a * b
+        return np.multiply(a, b, out=kernels.elementwise_out(a, b))
 
     def backward(self, g, out, a, b):
         need_a, need_b = self.needs_input_grad
-        return g * b if need_a else None, g * a if need_b else None
+        return mul(g, b) if need_a else None, mul(g, a) if need_b else None
 
 
 class Div(Op):
@@ -181,10 +181,10 @@ class ReLU(Op):
     """y = max(a, 0);  dL/da = g where a > 0, else 0 (0 at the kink, as PyTorch)."""
 
     def forward(self, a):
-        return np.maximum(a, 0)
+        return np.maximum(a, 0, out=kernels.elementwise_out(a))
 
     def backward(self, g, out, a):
-        return (g * (value(out) > 0),)
+        return (mul(g, value(out) > 0),)
 
 
 class Tanh(Op):
@@ -306,7 +306,7 @@ class Max(Op):
             if ties == "pool" and np.isnan(out_values).any():  # windows holding NaN: their last NaN instead
                 last = kernels.first_maxima(a_values, maxima, self.axes, last=True)
                 mask = np.where(np.isnan(out_values), last, mask)
-        return (expand(reshape(g, kept), a.shape) * mask,)
+        return (mul(expand(reshape(g, kept), a.shape), mask),)
 
 
 # ---------------------------------------------------------------- movement, each beside its adjoint
@@ -437,8 +437,14 @@ class Fold(Op):
 
 
 # ---------------------------------------------------------------- the ops as functions, for the rules above
-# On Tensors each records a node through `apply`. The ones a conv's backward pass calls run their op's forward
-# directly on arrays (the same call as the forward, nothing to record), skipping apply's dispatch.
+# On Tensors each records a node through `apply`. On arrays, the ones a conv net's backward pass calls most run their
+# op's forward directly (the same call as the forward, nothing to record), skipping apply's dispatch.
+
+
+def mul(a, b):
+    if type(a) is type(b) is np.ndarray:
+        return np.multiply(a, b, out=kernels.elementwise_out(a, b))
+    return apply(Mul, a, b)
 
 
 def matmul(a, b):
