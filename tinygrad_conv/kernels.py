@@ -81,11 +81,12 @@ def empty_like_reference(a: np.ndarray, dtype: np.dtype | None = None) -> np.nda
     return np.empty_like(a, dtype)
 
 
-def elementwise_out(*inputs: np.ndarray) -> np.ndarray | None:
+def elementwise_out(*inputs: np.ndarray, dtype: np.dtype | None = None) -> np.ndarray | None:
     """Where an elementwise op on arrays writes its result (`out=` of a numpy ufunc): a large result goes into
-    `empty_like` of the largest input, in numpy's result dtype; None, so numpy allocates, for a small result or one
-    that broadcasting makes larger than every input. Activation-sized results (a bias added, a ReLU and its
-    gradient) are then reused step after step like the columns are, instead of fresh memory from malloc."""
+    `empty_like` of the largest input, in numpy's result dtype (or `dtype`: bool for a comparison); None, so numpy
+    allocates, for a small result or one that broadcasting makes larger than every input. Activation-sized results
+    (a bias added, a ReLU and its gradient) are then reused step after step like the columns are, instead of fresh
+    memory from malloc."""
     largest = inputs[0]
     for x in inputs[1:]:  # of equal sizes, not a broadcast view (stride 0): its layout is no one's choice
         if x.size > largest.size or (x.size == largest.size and 0 in largest.strides):
@@ -95,7 +96,17 @@ def elementwise_out(*inputs: np.ndarray) -> np.ndarray | None:
     for x in inputs:
         if x.shape != largest.shape and not _broadcasts_to(x.shape, largest.shape):
             return None
-    return empty_like(largest, np.result_type(*inputs))
+    return empty_like(largest, np.result_type(*inputs) if dtype is None else dtype)
+
+
+def equal(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The mask a == b (reference: np.equal), into `elementwise_out`."""
+    return np.equal(a, b, out=elementwise_out(a, b, dtype=np.dtype(bool)))
+
+
+def positive(a: np.ndarray) -> np.ndarray:
+    """The mask a > 0 (reference: np.greater(a, 0)), into `elementwise_out`."""
+    return np.greater(a, 0, out=elementwise_out(a, dtype=np.dtype(bool)))
 
 
 def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
@@ -395,8 +406,8 @@ def first_maxima(a: np.ndarray, maxima: np.ndarray, axes: tuple[int, ...], last:
     size = math.prod(window)
     dtype = np.min_scalar_type(size)
     rank = (np.arange(1, size + 1, dtype=dtype) if last else np.arange(size, 0, -1, dtype=dtype)).reshape(window)
-    score = maxima * rank  # 0 off the maxima
-    return score == score.max(axis=axes, keepdims=True)
+    score = np.multiply(maxima, rank, out=elementwise_out(maxima, rank))  # 0 off the maxima
+    return equal(score, score.max(axis=axes, keepdims=True))
 
 
 def first_maxima_reference(a: np.ndarray, maxima: np.ndarray, axes: tuple[int, ...], last: bool = False) -> np.ndarray:

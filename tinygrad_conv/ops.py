@@ -184,7 +184,7 @@ class ReLU(Op):
         return np.maximum(a, 0, out=kernels.elementwise_out(a))
 
     def backward(self, g, out, a):
-        return (mul(g, value(out) > 0),)
+        return (mul(g, kernels.positive(value(out))),)
 
 
 class Tanh(Op):
@@ -295,7 +295,9 @@ class Max(Op):
     def backward(self, g, out, a):
         kept = _kept(a.shape, self.axes)
         a_values, out_values = value(a), value(out).reshape(kept)
-        maxima = (a_values == out_values) | (np.isnan(a_values) & np.isnan(out_values))
+        maxima = kernels.equal(a_values, out_values)
+        if np.isnan(out_values).any():  # a window holding NaN has max NaN, and its NaNs are the maxima
+            maxima |= np.isnan(a_values) & np.isnan(out_values)
         where, ties = self.arguments.get("where"), self.arguments.get("ties", "first")
         if where is not None:
             maxima &= where
