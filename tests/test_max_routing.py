@@ -42,6 +42,15 @@ def test_a_window_holding_nan_sends_its_gradient_to_its_last_nan(torch):
     pool_both(torch, np.array([[[[nan, 1.0, nan], [2.0, nan, 0.0], [nan, 5.0, 1.0]]]]), 3, 1, 1)
 
 
+@pytest.mark.parametrize("kernel", [2, (2, 3), (4, 1), (8, 6)])
+def test_windows_that_tile_the_image_route_the_gradient_as_torch(kernel, torch):
+    """Stride = kernel, no padding, sizes divisible (as in LeNet and the demo): every pixel in exactly one window."""
+    choices, odds = [-np.inf, np.nan, 0.0, 1.0, 2.0], [0.2, 0.1, 0.2, 0.25, 0.25]
+    for seed in range(5):
+        values = np.random.default_rng(seed).choice(choices, size=(2, 3, 8, 6), p=odds)
+        pool_both(torch, values, kernel, kernel, 0)
+
+
 @given(shape=st.tuples(st.integers(1, 2), st.integers(1, 2), st.integers(1, 5), st.integers(1, 5)),
        kernel=st.tuples(st.integers(1, 3), st.integers(1, 3)), stride=st.tuples(st.integers(1, 3), st.integers(1, 3)),
        padding=st.tuples(st.integers(0, 1), st.integers(0, 1)), seed=st.integers(0, 2**16))
