@@ -150,7 +150,7 @@ def test_reshape_matches_numpy_on_c_order_and_transposed_arrays(shape):
 
 
 
-@pytest.mark.parametrize("shape", [(2, 3, 4, 5), (3, 4), (5,), (2, 1, 3)])
+@pytest.mark.parametrize("shape", [(2, 3, 4, 5), (3, 4), (5,), (2, 1, 3), (32, 8, 16, 16), (300, 500)])  # large last
 def test_pad_equals_np_pad_and_lays_images_out_batch_last(shape):
     x = np.random.default_rng(2).standard_normal(shape)
     pad_width = tuple((k % 2, (k + 1) % 3) for k in range(len(shape)))
