@@ -9,8 +9,10 @@ window's row is Wo·N numbers in one run of memory, `cols.reshape(C·KH·KW, Ho�
 copy, and conv2d's output (N, Cout, Ho, Wo) is a view of (Cout, Ho, Wo, N) memory that the next im2col reads
 without a copy. `pad` writes a 4-D image batch-last for the same reason.
 
-Memory. The large arrays these routines return (columns, padded images, GEMM results) come from `empty`, which
-reuses a buffer of the same size once nothing refers to it any more, instead of asking malloc for fresh pages.
+Memory. The large arrays these routines return (columns, padded images, GEMM results) and the large results of
+the elementwise ops (`elementwise_out`: a bias added, a ReLU, their gradients) come from `empty`, which reuses a
+buffer of the same size once nothing refers to it any more, instead of asking malloc for fresh pages. A result
+keeps the memory layout of its input (`empty_like`), as numpy's own would.
 """
 
 from __future__ import annotations
