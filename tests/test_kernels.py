@@ -49,6 +49,19 @@ def test_col2im_equals_the_definition_on_integer_data(case, dtype, seed):
     np.testing.assert_array_equal(fast, kernels.col2im_reference(cols, shape[2:], kernel, stride, dilation))
 
 
+@pytest.mark.parametrize("kernel, stride, dilation", [((3, 3), (1, 1), (1, 1)), ((3, 2), (1, 1), (2, 1)),
+                                                      ((3, 3), (1, 2), (1, 1)), ((2, 3), (2, 1), (1, 2)),
+                                                      ((1, 3), (1, 1), (1, 1)), ((3, 1), (1, 1), (1, 3))])
+def test_col2im_writes_every_pixel_of_uninitialised_buffers(kernel, stride, dilation, monkeypatch):
+    """col2im assigns before it adds and zeroes only what its first writes leave: on buffers full of NaN, no NaN."""
+    monkeypatch.setattr(kernels, "empty", lambda shape, dtype: np.full(shape, np.nan, dtype))
+    shape = (3, 2, 9, 8)
+    cols_shape = kernels.im2col_reference(np.zeros(shape), kernel, stride, dilation).shape
+    cols = np.random.default_rng(0).integers(-9, 10, cols_shape).astype(np.float64)
+    np.testing.assert_array_equal(kernels.col2im(cols, shape[2:], kernel, stride, dilation),
+                                  kernels.col2im_reference(cols, shape[2:], kernel, stride, dilation))
+
+
 def test_col2im_is_the_adjoint_of_im2col():
     """<im2col(x), c> = <x, col2im(c)> for every x and c: the pair the derivation is about."""
     rng = np.random.default_rng(0)

@@ -323,16 +323,23 @@ def col2im(cols: np.ndarray, input_size: tuple[int, int], kernel_size: tuple[int
     - with row stride 1, kernel column j's KH row shifts are added into a strip as wide as the output first, then
       the strip across once: in batch-last memory a row shift of a whole slice is one contiguous block per channel;
     - where windows cannot overlap along an axis (stride ≥ window extent, as in 2×2 max-pooling), each pixel is
-      written at most once along it, so the first write along it assigns instead of adding.
+      written at most once along it, so the first write along it assigns instead of adding;
+    - with stride 1 the first write of a pass assigns the first Ho rows (Wo columns) whole, so only the rows
+      (columns) after them start at zero, and one strip serves every kernel column.
     """
-    c, kh, kw, _, wo, n = cols.shape
+    c, kh, kw, ho, wo, n = cols.shape
     (h, w), (sh, sw), (dh, dw) = input_size, stride, dilation
     rows, columns = window_slices(h, kh, sh, dh), window_slices(w, kw, sw, dw)
     rows_overlap, columns_overlap = sh < dh * (kh - 1) + 1, sw < dw * (kw - 1) + 1
-    image = zeros((c, h, w, n), cols.dtype)
+    if sh == sw == 1:
+        image = empty((c, h, w, n), cols.dtype)
+        image[:, :, wo:] = 0
+    else:
+        image = zeros((c, h, w, n), cols.dtype)
+    strip = empty((c, h, wo, n), cols.dtype) if sh == 1 else None
     for j, column in enumerate(columns):
-        if sh == 1:
-            strip = zeros((c, h, wo, n), cols.dtype)
+        if strip is not None:
+            strip[:, ho:] = 0
             for i, row in enumerate(rows):
                 _put(strip[:, row], cols[:, i, j], rows_overlap and i > 0)
             _put(image[:, :, column], strip, columns_overlap and j > 0)
