@@ -179,6 +179,14 @@ def c_order_reference(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
+@functools.lru_cache(maxsize=256)
+def memory_order(strides: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The axes from outermost to innermost in memory (by decreasing stride), and the permutation that undoes that
+    order: an array's axes transposed by `order` are in C order when the array is."""
+    order = tuple(sorted(range(len(strides)), key=strides.__getitem__, reverse=True))
+    return order, tuple(sorted(range(len(strides)), key=order.__getitem__))
+
+
 def copy_like(a: np.ndarray, like: np.ndarray) -> np.ndarray:
     """A copy of a laid out in memory as `like` is, axis order and all (reference: np.empty_like(like) filled with a):
     a gradient copied this way is read by the rules the way they read the output it belongs to (a conv's output is
@@ -190,14 +198,6 @@ def copy_like(a: np.ndarray, like: np.ndarray) -> np.ndarray:
         copied = empty(moved.shape, moved.dtype)
         copied[...] = moved
     return copied.transpose(inverse)
-
-
-@functools.lru_cache(maxsize=256)
-def memory_order(strides: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """The axes from outermost to innermost in memory (by decreasing stride), and the permutation that undoes that
-    order: an array's axes transposed by `order` are in C order when the array is."""
-    order = tuple(sorted(range(len(strides)), key=strides.__getitem__, reverse=True))
-    return order, tuple(sorted(range(len(strides)), key=order.__getitem__))
 
 
 def copy_like_reference(a: np.ndarray, like: np.ndarray) -> np.ndarray:
@@ -245,8 +245,7 @@ def pad(a: np.ndarray, pad_width: tuple[tuple[int, int], ...], value: float) -> 
 
     Laying a C-order image batch out batch-last is a transpose. numpy copies it in the target's order, reading N
     numbers one image apart: when images lie a multiple of 2 KiB apart those reads evict each other from the same
-    cache sets (up to 8× slower at (256, 8, 16, 16)), so such a batch is first transposed by `c_order`, which keeps
-    its reads in cache, and then copied in.
+    cache sets, so such a batch is first transposed by `c_order`, which keeps its reads in cache, and then copied in.
     """
     inside = tuple([slice(before, before + n) for (before, _), n in zip(pad_width, a.shape)])
     shape = [n + before + after for n, (before, after) in zip(a.shape, pad_width)]
