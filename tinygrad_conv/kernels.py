@@ -127,9 +127,7 @@ def empty_reference(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
 
 
 def zeros(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """A C-order array of zeros (reference: np.zeros), from `empty` when large."""
-    if math.prod(shape) * np.dtype(dtype).itemsize < REUSE_BYTES:
-        return np.zeros(shape, dtype)
+    """A C-order array of zeros (reference: np.zeros), from `empty`."""
     out = empty(shape, dtype)
     out.fill(0)
     return out

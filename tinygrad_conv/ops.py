@@ -296,8 +296,10 @@ class Max(Op):
         kept = _kept(a.shape, self.axes)
         a_values, out_values = value(a), value(out).reshape(kept)
         maxima = kernels.equal(a_values, out_values)
-        if np.isnan(out_values).any():  # a window holding NaN has max NaN, and its NaNs are the maxima
-            maxima |= np.isnan(a_values) & np.isnan(out_values)
+        nan_windows = np.isnan(out_values)
+        holds_nan = nan_windows.any()
+        if holds_nan:  # a window holding NaN has max NaN, and its NaNs are the maxima
+            maxima |= np.isnan(a_values) & nan_windows
         where, ties = self.arguments.get("where"), self.arguments.get("ties", "first")
         if where is not None:
             maxima &= where
@@ -305,9 +307,9 @@ class Max(Op):
             mask = maxima / maxima.sum(axis=self.axes, keepdims=True, dtype=a_values.dtype)
         else:
             mask = kernels.first_maxima(a_values, maxima, self.axes)
-            if ties == "pool" and np.isnan(out_values).any():  # windows holding NaN: their last NaN instead
+            if ties == "pool" and holds_nan:  # windows holding NaN: their last NaN instead
                 last = kernels.first_maxima(a_values, maxima, self.axes, last=True)
-                mask = np.where(np.isnan(out_values), last, mask)
+                mask = np.where(nan_windows, last, mask)
         return (mul(expand(reshape(g, kept), a.shape), mask),)
 
 

@@ -260,9 +260,7 @@ class Tensor:
         targets = None
         if inputs is not None:
             chosen = _tensor_list(inputs, "backward(inputs)")
-            for k, tensor in enumerate(chosen):
-                if not tensor.requires_grad:
-                    raise ValueError(f"backward(inputs): input {k}{_named(tensor)} does not require grad")
+            _check_requires_grad(chosen, "backward(inputs): input")
             targets = set(chosen)
         grad = _seed(self, grad, "backward(grad)")
         for tensor, tensor_grad in _backpropagate([self], [grad], create_graph=False, targets=targets):
@@ -780,12 +778,8 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor], 
     grad_outputs = list(grad_outputs)
     if len(grad_outputs) != len(outputs):
         raise ValueError(f"grad: {len(grad_outputs)} grad_outputs for {len(outputs)} outputs (one per output)")
-    for what, tensors in (("output", outputs), ("input", inputs)):
-        for k, tensor in enumerate(tensors):
-            if not tensor.requires_grad:
-                raise ValueError(f"grad: {what} {k}{_named(tensor)} does not require grad (no input of it has "
-                                 "requires_grad=True)" if what == "output" else
-                                 f"grad: {what} {k}{_named(tensor)} does not require grad")
+    _check_requires_grad(outputs, "grad: output", " (no input of it has requires_grad=True)")
+    _check_requires_grad(inputs, "grad: input")
     seeds = []
     for output, given in zip(outputs, grad_outputs):
         seed = _seed(output, given, "grad(grad_outputs)")
@@ -811,6 +805,13 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor], 
             g = Tensor(np.asarray(g).astype(x.dtype, copy=False))
         results.append(g)
     return tuple(results)
+
+
+def _check_requires_grad(tensors: list[Tensor], what: str, why: str = "") -> None:
+    """A clear error naming the first of `tensors` that does not require grad ("{what} {k} ... {why}")."""
+    for k, tensor in enumerate(tensors):
+        if not tensor.requires_grad:
+            raise ValueError(f"{what} {k}{_named(tensor)} does not require grad{why}")
 
 
 def _tensor_list(value: Any, what: str) -> list[Tensor]:
