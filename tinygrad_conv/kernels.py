@@ -33,15 +33,9 @@ _pool: dict[int, list[np.ndarray]] = {}  # nbytes → the uint8 buffers of that 
 _pool_lock = threading.Lock()
 
 
-def _reference_counts(buffers: list[np.ndarray]) -> list[int]:
-    """How many references each buffer has: every view of a buffer (a reshape, a `.grad`) holds one."""
-    counts = []
-    for buffer in buffers:
-        counts.append(sys.getrefcount(buffer))
-    return counts
-
-
-_IDLE = _reference_counts([np.empty(0)])[0]  # the count of a buffer that only its pool list refers to
+_probe = [np.empty(0)]
+_IDLE = sys.getrefcount(_probe[0])  # the count `getrefcount(buffers[k])` gives when only the pool list refers to it
+del _probe
 
 
 def empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
@@ -54,19 +48,23 @@ def empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     fault them in again every step. The pool is per process and keeps at most POOL_BYTES of buffers nothing refers
     to; malloc's own behaviour is left alone.
     """
-    nbytes = math.prod(shape) * np.dtype(dtype).itemsize
+    dtype = np.dtype(dtype)
+    nbytes = math.prod(shape) * dtype.itemsize
     if nbytes < REUSE_BYTES:
         return np.empty(shape, dtype)
     with _pool_lock:
-        buffers = _pool.setdefault(nbytes, [])  # the most recently handed out last
-        counts = _reference_counts(buffers)
-        if _IDLE in counts:  # the most recently handed out of the idle ones: the likeliest to be still in cache
-            buffer = buffers.pop(len(counts) - 1 - counts[::-1].index(_IDLE))
+        buffers = _pool.get(nbytes)  # the most recently handed out last
+        if buffers is None:
+            buffers = _pool[nbytes] = []
+        for k in range(len(buffers) - 1, -1, -1):  # the most recently used idle one: the likeliest to be in cache
+            if sys.getrefcount(buffers[k]) == _IDLE:
+                buffer = buffers.pop(k)
+                break
         else:
             _make_room(nbytes)
             buffer = np.empty(nbytes, np.uint8)
         buffers.append(buffer)
-        return buffer.view(dtype).reshape(shape)
+    return np.ndarray(shape, dtype, buffer)
 
 
 def empty_like(a: np.ndarray, dtype: np.dtype | None = None) -> np.ndarray:
@@ -76,7 +74,7 @@ def empty_like(a: np.ndarray, dtype: np.dtype | None = None) -> np.ndarray:
     if a.flags.c_contiguous:
         return empty(a.shape, dtype)
     order, inverse = memory_order(a.strides)
-    return empty(tuple([a.shape[axis] for axis in order]), dtype).transpose(inverse)
+    return empty(a.transpose(order).shape, dtype).transpose(inverse)
 
 
 def empty_like_reference(a: np.ndarray, dtype: np.dtype | None = None) -> np.ndarray:
@@ -93,10 +91,11 @@ def elementwise_out(*inputs: np.ndarray, dtype: np.dtype | None = None) -> np.nd
     for x in inputs[1:]:  # of equal sizes, not a broadcast view (stride 0): its layout is no one's choice
         if x.size > largest.size or (x.size == largest.size and 0 in largest.strides):
             largest = x
-    if largest.size * largest.itemsize < REUSE_BYTES:
+    if largest.nbytes < REUSE_BYTES:
         return None
+    shape = largest.shape
     for x in inputs:
-        if x.shape != largest.shape and not _broadcasts_to(x.shape, largest.shape):
+        if x.shape != shape and not _broadcasts_to(x.shape, shape):
             return None
     return empty_like(largest, np.result_type(*inputs) if dtype is None else dtype)
 
@@ -111,6 +110,7 @@ def positive(a: np.ndarray) -> np.ndarray:
     return np.greater(a, 0, out=elementwise_out(a, dtype=np.dtype(bool)))
 
 
+@functools.lru_cache(maxsize=256)
 def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
     """Broadcasting `shape` against `target` gives `target` (reference: `np.broadcast_shapes(shape, target) ==
     target`, which raises where shapes do not broadcast)."""
@@ -140,7 +140,7 @@ def zeros_reference(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
 def _make_room(nbytes: int) -> None:
     """Drop buffers nothing refers to, largest first, until the pool's idle ones and `nbytes` more fit in
     POOL_BYTES."""
-    idle = {size: [k for k, count in enumerate(_reference_counts(buffers)) if count == _IDLE]
+    idle = {size: [k for k in range(len(buffers)) if sys.getrefcount(buffers[k]) == _IDLE]
             for size, buffers in _pool.items()}
     idle_bytes = sum(size * len(positions) for size, positions in idle.items())
     for size in sorted(_pool, reverse=True):
@@ -377,16 +377,17 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     (`empty`)."""
     if a.ndim < 2 or b.ndim < 2:
         return a @ b
+    (*a_batch, rows, _), (*b_batch, inner, columns) = a.shape, b.shape
     # b's last two axes a transposed view of C-order memory (its rows are columns of the memory), the result wide
-    swap = b.shape[-1] > a.shape[-2] and b.shape[-2] > 1 and b.strides[-2] == b.itemsize \
-        and b.strides[-1] == b.shape[-2] * b.itemsize
+    swap = columns > rows and inner > 1 and b.strides[-2:] == (b.itemsize, inner * b.itemsize)
     if swap:
-        a, b = b.swapaxes(-1, -2), a.swapaxes(-1, -2)
-    if math.prod(a.shape[:-1]) * b.shape[-1] * a.itemsize < REUSE_BYTES:  # the result's size, if b is not batched
+        a, b, a_batch, b_batch, rows, columns = b.swapaxes(-1, -2), a.swapaxes(-1, -2), b_batch, a_batch, columns, rows
+    if a_batch != b_batch:
+        a_batch = list(np.broadcast_shapes(tuple(a_batch), tuple(b_batch)))
+    if math.prod(a_batch) * rows * columns * a.itemsize < REUSE_BYTES:
         out = a @ b
     else:
-        batch = a.shape[:-2] if a.shape[:-2] == b.shape[:-2] else np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-        out = np.matmul(a, b, out=empty((*batch, a.shape[-2], b.shape[-1]), np.result_type(a, b)))
+        out = np.matmul(a, b, out=empty((*a_batch, rows, columns), np.result_type(a, b)))
     return out.swapaxes(-1, -2) if swap else out
 
 
