@@ -406,9 +406,15 @@ def sum_to(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """
     if grad.shape == shape:
         return grad
-    extra = grad.ndim - len(shape)
-    kept = [extra + i for i, n in enumerate(shape) if n != 1 or grad.shape[extra + i] == 1]
-    return np.asarray(np.einsum(grad, range(grad.ndim), kept)).reshape(shape)
+    return np.asarray(np.einsum(grad, *_kept_axes(grad.shape, shape))).reshape(shape)
+
+
+@functools.lru_cache(maxsize=256)
+def _kept_axes(grad_shape: tuple[int, ...], shape: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """einsum's subscripts for sum_to: every axis of grad, and those of them `shape` keeps."""
+    extra = len(grad_shape) - len(shape)
+    kept = tuple(extra + i for i, n in enumerate(shape) if n != 1 or grad_shape[extra + i] == 1)
+    return tuple(range(len(grad_shape))), kept
 
 
 def sum_to_reference(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
