@@ -128,6 +128,20 @@ def test_the_masks_equal_and_positive_match_numpy(shape):
     assert kernels.equal(a, b).dtype == kernels.positive(a).dtype == bool
 
 
+@pytest.mark.parametrize("shape", [(3, 4), (64, 48, 8, 8), (7, 3001, 5)])  # small; large in rows; rows and a rest
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_relu_is_numpys_maximum_with_zero_bit_for_bit(shape, dtype):
+    a = np.random.default_rng(0).standard_normal(shape).astype(dtype).reshape(-1)
+    a[::7], a[::11], a[::13], a[::17] = -0.0, np.nan, -np.inf, np.inf
+    a = a.reshape(shape)
+    batch_last = np.ascontiguousarray(a.transpose(*range(1, a.ndim), 0)).transpose(a.ndim - 1, *range(a.ndim - 1))
+    for view in (a, a.T, batch_last, a[..., ::2]):
+        made, expected = kernels.relu(view), kernels.relu_reference(view)
+        assert made.shape == expected.shape and made.dtype == expected.dtype
+        bits = f"u{made.itemsize}"  # the same numbers, NaN and the sign of zero included
+        np.testing.assert_array_equal(np.ascontiguousarray(made).view(bits), np.ascontiguousarray(expected).view(bits))
+
+
 def test_broadcasts_to_agrees_with_numpy():
     rng = np.random.default_rng(0)
     for _ in range(500):

@@ -110,6 +110,38 @@ def positive(a: np.ndarray) -> np.ndarray:
     return np.greater(a, 0, out=elementwise_out(a, dtype=np.dtype(bool)))
 
 
+def relu(a: np.ndarray) -> np.ndarray:
+    """max(a, 0) elementwise (reference: np.maximum(a, 0)), into `elementwise_out`.
+
+    Computed against a row of ZERO_ROW zeros rather than the scalar 0: numpy's maximum with a scalar operand runs a
+    loop ~3× slower than with two operands that both step through memory. a is read in memory order, as rows of
+    ZERO_ROW elements (the rest against the scalar); the same maxima, bit for bit, NaN and −0.0 included.
+    """
+    out = elementwise_out(a)
+    order, _ = memory_order(a.strides)
+    if out is None or not a.transpose(order).flags.c_contiguous:
+        return np.maximum(a, 0, out=out)
+    flat, flat_out = a.transpose(order).reshape(-1), out.transpose(order).reshape(-1)
+    whole = flat.size - flat.size % ZERO_ROW
+    np.maximum(flat[:whole].reshape(-1, ZERO_ROW), _zeros_row(a.dtype), out=flat_out[:whole].reshape(-1, ZERO_ROW))
+    np.maximum(flat[whole:], 0, out=flat_out[whole:])
+    return out
+
+
+def relu_reference(a: np.ndarray) -> np.ndarray:
+    return np.maximum(a, 0)
+
+
+ZERO_ROW = 1024
+
+
+@functools.lru_cache(maxsize=16)
+def _zeros_row(dtype: np.dtype) -> np.ndarray:
+    row = np.zeros(ZERO_ROW, dtype)
+    row.flags.writeable = False
+    return row
+
+
 @functools.lru_cache(maxsize=256)
 def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
     """Broadcasting `shape` against `target` gives `target` (reference: `np.broadcast_shapes(shape, target) ==
