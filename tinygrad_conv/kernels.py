@@ -110,6 +110,9 @@ def positive(a: np.ndarray) -> np.ndarray:
     return np.greater(a, 0, out=elementwise_out(a, dtype=np.dtype(bool)))
 
 
+ZERO_ROW = 1024  # relu's row of zeros, in elements
+
+
 def relu(a: np.ndarray) -> np.ndarray:
     """max(a, 0) elementwise (reference: np.maximum(a, 0)), into `elementwise_out`.
 
@@ -118,10 +121,13 @@ def relu(a: np.ndarray) -> np.ndarray:
     ZERO_ROW elements (the rest against the scalar); the same maxima, bit for bit, NaN and −0.0 included.
     """
     out = elementwise_out(a)
+    if out is None:  # small: numpy allocates
+        return np.maximum(a, 0)
     order, _ = memory_order(a.strides)
-    if out is None or not a.transpose(order).flags.c_contiguous:
+    moved = a.transpose(order)
+    if not moved.flags.c_contiguous:  # a strided view: no rows to read it in
         return np.maximum(a, 0, out=out)
-    flat, flat_out = a.transpose(order).reshape(-1), out.transpose(order).reshape(-1)
+    flat, flat_out = moved.reshape(-1), out.transpose(order).reshape(-1)  # out is laid out as a (empty_like)
     whole = flat.size - flat.size % ZERO_ROW
     np.maximum(flat[:whole].reshape(-1, ZERO_ROW), _zeros_row(a.dtype), out=flat_out[:whole].reshape(-1, ZERO_ROW))
     np.maximum(flat[whole:], 0, out=flat_out[whole:])
@@ -130,9 +136,6 @@ def relu(a: np.ndarray) -> np.ndarray:
 
 def relu_reference(a: np.ndarray) -> np.ndarray:
     return np.maximum(a, 0)
-
-
-ZERO_ROW = 1024
 
 
 @functools.lru_cache(maxsize=16)
