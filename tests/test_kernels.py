@@ -190,7 +190,8 @@ def test_pad_equals_np_pad_and_lays_images_out_batch_last(shape):
 
 @pytest.mark.parametrize("a_shape, b_shape, transposed", [
     ((16, 300), (300, 72), True), ((16, 300), (300, 72), False), ((2, 8, 50), (50, 30), True),
-    ((40, 30), (30, 8), True), ((5, 7), (7, 9), False)])
+    ((40, 30), (30, 8), True), ((5, 7), (7, 9), False),
+    ((6, 4096), (4096, 25), True), ((1, 3, 4096), (4096, 9), True), ((2, 3, 4096), (4096, 9), True)])  # by rows
 def test_matmul_equals_np_matmul_in_either_operand_order(a_shape, b_shape, transposed):
     rng = np.random.default_rng(3)
     a = rng.integers(-5, 6, a_shape).astype(np.float64)
@@ -198,6 +199,14 @@ def test_matmul_equals_np_matmul_in_either_operand_order(a_shape, b_shape, trans
     if transposed:
         b = np.ascontiguousarray(b.T).T
     np.testing.assert_array_equal(kernels.matmul(a, b), kernels.matmul_reference(a, b))
+
+
+def test_matmul_by_rows_equals_np_matmul():
+    rng = np.random.default_rng(3)
+    a, b = rng.integers(-5, 6, (6, 4096)).astype(np.float32), rng.integers(-5, 6, (25, 4096)).astype(np.float32).T
+    np.testing.assert_array_equal(kernels.matmul_by_rows(a, b), kernels.matmul_reference(a, b))
+    a, b = rng.integers(-5, 6, (1, 7, 300)).astype(np.float64), rng.integers(-5, 6, (1, 300, 9)).astype(np.float64)
+    np.testing.assert_array_equal(kernels.matmul_by_rows(a, b), kernels.matmul_reference(a, b))
 
 
 @pytest.mark.parametrize("grad_shape, shape", [((4, 3, 5), (3, 5)), ((4, 3, 5), (3, 1)), ((4, 3, 5), (1, 1, 1)),

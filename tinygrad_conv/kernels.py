@@ -408,13 +408,18 @@ def _put(target: np.ndarray, values: np.ndarray, accumulate: bool) -> None:
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a @ b (reference: np.matmul). A product whose right operand is a transposed view and whose result is wider
     than tall — conv's weight gradient dL/dY · colsᵀ, (Cout, N·Ho·Wo) · (N·Ho·Wo, Cin·K²) — is computed as
-    (bᵀ · aᵀ)ᵀ: the same sums, in the operand order OpenBLAS runs faster. A large result goes into a reused buffer
-    (`empty`)."""
+    (bᵀ · aᵀ)ᵀ: the same sums, in the operand order OpenBLAS runs faster. With fewer than 8 rows (Cout = 6, as
+    LeNet's first conv) it is one matrix-vector product per row instead (`matmul_by_rows`). A large result goes into
+    a reused buffer (`empty`)."""
     if a.ndim < 2 or b.ndim < 2:
         return a @ b
     (*a_batch, rows, _), (*b_batch, inner, columns) = a.shape, b.shape
-    # b's last two axes a transposed view of C-order memory (its rows are columns of the memory), the result wide
-    swap = columns > rows and inner > 1 and b.strides[-2:] == (b.itemsize, inner * b.itemsize)
+    # b's last two axes a transposed view of C-order memory (its rows are columns of the memory)
+    transposed = inner > 1 and b.strides[-2:] == (b.itemsize, inner * b.itemsize)
+    if (transposed and rows < 8 and REUSE_BYTES <= b.nbytes <= BY_ROWS_BYTES
+            and a.size == rows * a.shape[-1] and b.size == inner * columns):
+        return matmul_by_rows(a, b)
+    swap = transposed and columns > rows  # the result wide
     if swap:
         a, b, a_batch, b_batch, rows, columns = b.swapaxes(-1, -2), a.swapaxes(-1, -2), b_batch, a_batch, columns, rows
     if a_batch != b_batch:
@@ -424,6 +429,24 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     else:
         out = np.matmul(a, b, out=empty((*a_batch, rows, columns), np.result_type(a, b)))
     return out.swapaxes(-1, -2) if swap else out
+
+
+BY_ROWS_BYTES = 1 << 24  # matmul_by_rows re-reads b once per row: only while b stays in a 16 MiB cache
+
+
+def matmul_by_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b for a of few rows and b one matrix (no batch of several): row i of the result is the matrix-vector
+    product a[i] · b. OpenBLAS's GEMM kernels work on blocks of 8 rows, and run a product of 2 to 7 rows at a
+    fraction of their speed; its matrix-vector kernel reads each column of a transposed-view b as one run of memory.
+    """
+    *batch, rows, inner = a.shape
+    columns = b.shape[-1]
+    shape = (*np.broadcast_shapes(tuple(batch), b.shape[:-2]), rows, columns)
+    out = empty(shape, np.result_type(a, b))
+    a_rows, b_matrix, out_rows = a.reshape(rows, inner), b.reshape(inner, columns), out.reshape(rows, columns)
+    for i in range(rows):
+        np.matmul(a_rows[i], b_matrix, out=out_rows[i])
+    return out
 
 
 def matmul_reference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
