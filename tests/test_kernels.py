@@ -216,12 +216,14 @@ def test_sum_to_equals_a_plain_sum_over_the_broadcast_axes(grad_shape, shape):
     np.testing.assert_array_equal(kernels.sum_to(grad, shape), kernels.sum_to_reference(grad, shape))
 
 
-@pytest.mark.parametrize("axes", [(1,), (0, 2), (0, 1, 2), (2,)])
-def test_first_maxima_equals_argmax_with_ties(axes):
-    a = np.random.default_rng(5).integers(0, 3, (4, 5, 6)).astype(np.float64)  # many ties
+@pytest.mark.parametrize("axes", [(1,), (0, 2), (0, 1, 2), (2,), (1, 2)])
+@pytest.mark.parametrize("shape", [(4, 5, 6), (3, 2, 2, 3)])
+@pytest.mark.parametrize("last", [False, True])
+def test_first_maxima_equals_argmax_with_ties(axes, shape, last):
+    a = np.random.default_rng(5).integers(0, 3, shape).astype(np.float64)  # many ties
     maxima = a == a.max(axis=axes, keepdims=True)
-    np.testing.assert_array_equal(kernels.first_maxima(a, maxima, axes),
-                                  kernels.first_maxima_reference(a, maxima, axes))
+    np.testing.assert_array_equal(kernels.first_maxima(a, maxima, axes, last),
+                                  kernels.first_maxima_reference(a, maxima, axes, last))
 
 
 # ---------------------------------------------------------------- memory: large temporaries, reused
