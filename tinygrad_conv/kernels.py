@@ -431,14 +431,13 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out.swapaxes(-1, -2) if swap else out
 
 
-BY_ROWS_BYTES = 1 << 24  # matmul_by_rows re-reads b once per row: only while b stays in a 16 MiB cache
+BY_ROWS_BYTES = 1 << 24  # matmul_by_rows reads b once per row: only while b fits a 16 MiB cache
 
 
 def matmul_by_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a @ b for a of few rows and b one matrix (no batch of several): row i of the result is the matrix-vector
-    product a[i] · b. OpenBLAS's GEMM kernels work on blocks of 8 rows, and run a product of 2 to 7 rows at a
-    fraction of their speed; its matrix-vector kernel reads each column of a transposed-view b as one run of memory.
-    """
+    product a[i] · b, each entry a dot product over one run of memory when b is a transposed view. OpenBLAS's GEMM
+    takes as long for fewer than 8 rows as for 8, or longer (benchmarks/README.md)."""
     *batch, rows, inner = a.shape
     columns = b.shape[-1]
     shape = (*np.broadcast_shapes(tuple(batch), b.shape[:-2]), rows, columns)
