@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinygrad_conv import Tensor, closed_form, functional, grad
+from tinygrad_conv import Tensor, closed_form, functional, grad, kernels
 from tinygrad_conv.conv_args import pair, resolve_padding
 from tinygrad_conv.gradcheck import gradcheck
 
@@ -195,6 +195,23 @@ def test_engine_conv_forward_and_gradients_equal_closed_form_exactly(c):
     assert grad_x.shape == x.shape and np.array_equal(grad_x, expected_grad_x)
     assert grad_w.shape == weight.shape and np.array_equal(grad_w, expected_grad_w)
     assert np.array_equal(grad_b, grad_output.sum(axis=(0, 2, 3)))  # dL/db = dL/dY summed over N, H, W
+
+
+def test_lenet_first_conv_whose_weight_gradient_runs_row_by_row_equals_closed_form_exactly(monkeypatch):
+    """6 output channels and 28×28 images: dL/dW = dL/dY · colsᵀ has 6 rows and a large transposed right operand,
+    the product kernels.matmul computes one row at a time; the same numbers as the closed form, bit for bit."""
+    calls = []
+    by_rows = kernels.matmul_by_rows
+    monkeypatch.setattr(kernels, "matmul_by_rows", lambda a, b: calls.append(a.shape) or by_rows(a, b))
+    c = ConvCase(8, 1, 6, 1, 28, 28, (5, 5), 1, 2, 1)
+    x, weight, bias, grad_output = integer_data(c)
+    y, grad_x, grad_w, grad_b = engine_conv(x, weight, bias, grad_output, **c.conv_args)
+    assert calls  # the row-by-row product ran
+    args = c.conv_args
+    assert np.array_equal(y, np.asarray(closed_form.conv2d(x, weight, **args)) + bias[None, :, None, None])
+    assert np.array_equal(grad_x, np.asarray(closed_form.conv2d_input_grad(x.shape, weight, grad_output, **args)))
+    assert np.array_equal(grad_w, np.asarray(closed_form.conv2d_weight_grad(x, weight.shape, grad_output, **args)))
+    assert np.array_equal(grad_b, grad_output.sum(axis=(0, 2, 3)))
 
 
 @pytest.mark.parametrize("c", GRID, ids=GRID_IDS)
