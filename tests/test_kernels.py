@@ -120,12 +120,13 @@ def test_empty_like_has_the_shape_dtype_and_memory_layout_of_numpys(shape):
 
 
 @pytest.mark.parametrize("shape", [(3, 4), (64, 48, 8, 8)])  # small (numpy allocates) and large (reused buffers)
-def test_the_masks_equal_and_positive_match_numpy(shape):
+def test_the_masks_equal_and_not_at_most_zero_match_numpy(shape):
     a = np.random.default_rng(0).integers(-2, 3, shape).astype(np.float32).transpose(*range(1, len(shape)), 0)
+    a[(0,) * a.ndim], a[(1,) * a.ndim] = np.nan, -0.0
     b = np.max(a, axis=0, keepdims=True)
     np.testing.assert_array_equal(kernels.equal(a, b), np.equal(a, b))
-    np.testing.assert_array_equal(kernels.positive(a), np.greater(a, 0))
-    assert kernels.equal(a, b).dtype == kernels.positive(a).dtype == bool
+    np.testing.assert_array_equal(kernels.not_at_most_zero(a), np.logical_not(a <= 0))
+    assert kernels.equal(a, b).dtype == kernels.not_at_most_zero(a).dtype == bool
 
 
 @pytest.mark.parametrize("shape", [(3, 4), (64, 48, 8, 8), (7, 3001, 5)])  # small; large in rows; rows and a rest

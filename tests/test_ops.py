@@ -259,12 +259,14 @@ def test_pow_with_exponent_zero_has_zero_gradient_even_at_zero(torch):
     np.testing.assert_array_equal(x.grad, x_t.grad.numpy())  # d/dx x⁰ = d/dx 1 = 0, everywhere
 
 
-def test_relu_gradient_at_the_kink_is_zero_as_torch(torch):
-    x = Tensor([-1.0, 0.0, 1.0], requires_grad=True)
+def test_relu_gradient_is_zero_at_the_kink_and_passes_at_nan_as_torch(torch):
+    values = [-1.0, -0.0, 0.0, 1.0, np.nan, -np.inf, np.inf]
+    x = Tensor(values, requires_grad=True)
     x.relu().sum().backward()
-    x_t = torch.tensor([-1.0, 0.0, 1.0], requires_grad=True)
+    x_t = torch.tensor(values, requires_grad=True)
     x_t.relu().sum().backward()
     np.testing.assert_array_equal(x.grad, x_t.grad.numpy())
+    assert x.grad[4] == 1.0  # NaN ≤ 0 is false: the gradient passes, as PyTorch's threshold_backward
 
 
 # ---------------------------------------------------------------- Max: ties go to the first maximum

@@ -105,9 +105,10 @@ def equal(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.equal(a, b, out=elementwise_out(a, b, dtype=np.dtype(bool)))
 
 
-def positive(a: np.ndarray) -> np.ndarray:
-    """The mask a > 0 (reference: np.greater(a, 0)), into `elementwise_out`."""
-    return np.greater(a, 0, out=elementwise_out(a, dtype=np.dtype(bool)))
+def not_at_most_zero(a: np.ndarray) -> np.ndarray:
+    """The mask ¬(a ≤ 0): a > 0, or a is NaN (reference: np.logical_not(a <= 0)), into `elementwise_out`."""
+    mask = np.less_equal(a, 0, out=elementwise_out(a, dtype=np.dtype(bool)))
+    return np.logical_not(mask, out=mask)
 
 
 ZERO_ROW = 1024  # relu's row of zeros, in elements

@@ -178,13 +178,13 @@ class Log(Op):
 
 
 class ReLU(Op):
-    """y = max(a, 0);  dL/da = g where a > 0, else 0 (0 at the kink, as PyTorch)."""
+    """y = max(a, 0);  dL/da = 0 where y ≤ 0, else g: 0 at the kink, and g at a NaN, as PyTorch's rule."""
 
     def forward(self, a):
         return kernels.relu(a)
 
     def backward(self, g, out, a):
-        return (mul(g, kernels.positive(value(out))),)
+        return (mul(g, kernels.not_at_most_zero(value(out))),)
 
 
 class Tanh(Op):
