@@ -107,8 +107,10 @@ def equal(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def not_at_most_zero(a: np.ndarray) -> np.ndarray:
     """The mask ¬(a ≤ 0): a > 0, or a is NaN (reference: np.logical_not(a <= 0)), into `elementwise_out`."""
-    mask = np.less_equal(a, 0, out=elementwise_out(a, dtype=np.dtype(bool)))
-    return np.logical_not(mask, out=mask)
+    out = elementwise_out(a, dtype=np.dtype(bool))
+    if out is None:  # small: numpy allocates
+        return np.logical_not(np.less_equal(a, 0))
+    return np.logical_not(np.less_equal(a, 0, out=out), out=out)
 
 
 ZERO_ROW = 1024  # relu's row of zeros, in elements
