@@ -38,6 +38,7 @@ SHAPES = [
     (64, 1, 28, 28, 16, 5, 2),
     (64, 16, 14, 14, 32, 3, 1),
     (8, 3, 32, 32, 16, 3, 1),
+    (16, 8, 64, 64, 16, 3, 1),  # bench_scaling.py's worst point
 ]
 DTYPES = [np.float32, np.float64]
 
