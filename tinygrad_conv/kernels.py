@@ -107,9 +107,7 @@ def equal(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def not_at_most_zero(a: np.ndarray) -> np.ndarray:
     """The mask ¬(a ≤ 0): a > 0, or a is NaN (reference: np.logical_not(a <= 0)), into `elementwise_out`."""
-    out = elementwise_out(a, dtype=np.dtype(bool))
-    if out is None:  # small: numpy allocates
-        return np.logical_not(np.less_equal(a, 0))
+    out = elementwise_out(a, dtype=np.dtype(bool))  # None for a small a: numpy allocates (a 0-d a gives a scalar)
     return np.logical_not(np.less_equal(a, 0, out=out), out=out)
 
 
