@@ -20,9 +20,9 @@ eval mode, with the epoch's learning rate, in `metrics["history"]`; at the end, 
 over the training set with the final model.
 
 For 28×28 data (mnist5k, IDX folders, image folders) the default model is lenet5 (build_lenet5): 10 epochs at lr
-0.05 reach 97.9% on mnist5k's 1000 test images (98.0–98.1% for seeds 0–2 measured before the pixel scaling
-became an exact division by 255): `tinygrad-conv train --data mnist5k` took 7.2 s of training (10.8 s wall) on a
-quiet 2-core AMD EPYC (CPU family 23, model 49) on 2026-12-02. docs/DATA.md has more measurements.
+0.05 reach 97.6–97.9% on mnist5k's 1000 test images for seeds 0–2 (98.0–98.1% measured before the pixel scaling
+became an exact division by 255): `tinygrad-conv train --data mnist5k` took 5.0 s of training (8.0–8.2 s wall) on
+a quiet 2-core AMD EPYC (CPU family 23, model 49) on 2026-12-02. docs/DATA.md has more measurements.
 
 One seed fixes the weights' initialisation and the batch order, so two runs give the same bits.
 `train()` is what `tinygrad-conv train` runs; demos/train_digits.py writes the same loop out by hand.
