@@ -27,7 +27,7 @@ from common import (
     time_interleaved,
 )
 
-from tinygrad_conv import Tensor
+from tinygrad_conv import Tensor, kernels
 from tinygrad_conv import functional as F
 from tinygrad_conv.kernels import matmul
 
@@ -142,6 +142,31 @@ def gemm_bound_step(shape: tuple[int, ...], dtype: type):
         w2d.T @ g
 
     return step, 3 * 2 * c_out * rows * pixels
+
+
+def composition_floor_step(shape: tuple[int, ...], dtype: type):
+    """fn running the array work our composition cannot avoid, alone: build the columns (`kernels.im2col` of the
+    already padded input), the conv's three GEMMs on them (as in gemm_bound_step), fold the column gradient back
+    (`kernels.col2im`). No padding, bias, layout copies or graph: the least time pad → im2col → matmul → reshape can
+    take with numpy, whatever engine runs it."""
+    n, c_in, h, w, c_out, k, pad = shape
+    ho, wo = h + 2 * pad - k + 1, w + 2 * pad - k + 1
+    rows, pixels = c_in * k * k, n * ho * wo
+    rng = np.random.default_rng(1)
+    padded = kernels.pad(rng.standard_normal((n, c_in, h, w)).astype(dtype), ((0, 0), (0, 0), (pad, pad), (pad, pad)),
+                         0.0)
+    w2d = rng.standard_normal((c_out, rows)).astype(dtype)
+    g = rng.standard_normal((c_out, pixels)).astype(dtype)
+    unit = (1, 1)
+
+    def step() -> None:
+        cols = kernels.im2col(padded, (k, k), unit, unit)
+        cols2d = cols.reshape(rows, pixels)
+        w2d @ cols2d
+        matmul(g, cols2d.T)
+        kernels.col2im((w2d.T @ g).reshape(cols.shape), padded.shape[2:], (k, k), unit, unit)
+
+    return step
 
 
 def anatomy(shape: tuple[int, ...], repeats: int) -> dict[str, float]:

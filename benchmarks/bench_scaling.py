@@ -5,7 +5,8 @@ training steps of the demo CNN and of the 28×28 LeNet, ours against PyTorch.
 
 Every point runs in fresh processes, one per library (spawned workers), with malloc left at its defaults in both:
 what a user's script gets. The two take turns in blocks (see common.time_interleaved); numpy's three GEMMs of the
-conv, alone, take turns with them in our process: the least time our composition can take with numpy's BLAS.
+conv alone, and the composition's floor (im2col, the three GEMMs, col2im, alone), take turns with them in our
+process: the least time numpy's BLAS, and the least time any engine running pad → im2col → matmul on numpy, allows.
 
 Memory is the rise of the process's peak resident memory over three calls, above its size before them (the
 inputs and the model already in memory): temporaries, gradients, caches, allocator slack, whatever library
@@ -22,7 +23,7 @@ import argparse
 import sys
 
 import numpy as np
-from bench_conv import gemm_bound_step, make_case, ours_step, remote_torch_step
+from bench_conv import composition_floor_step, gemm_bound_step, make_case, ours_step, remote_torch_step
 from common import (
     Worker,
     fmt,
@@ -64,6 +65,10 @@ def torch_conv(n: int, size: int):
 
 def gemm_bound(n: int, size: int):
     return gemm_bound_step(conv_shape(n, size), np.float32)[0]
+
+
+def composition_floor(n: int, size: int):
+    return composition_floor_step(conv_shape(n, size), np.float32)
 
 
 def _trainer(model: str, batch: int):
@@ -119,6 +124,7 @@ def measure(kind: str, args: tuple, torch_available: bool, repeats: int, setting
         memory = {name: fn.memory(3) for name, fn in fns.items()}
         if kind == "conv":
             fns["bound"] = ours_worker.function("bench_scaling:gemm_bound", *args)
+            fns["floor"] = ours_worker.function("bench_scaling:composition_floor", *args)
         times = time_interleaved(fns, repeats, **settings)
     finally:
         for worker in (ours_worker, torch_worker):
@@ -159,6 +165,8 @@ def main() -> None:
                      f"({1e3 * settings['settle']:.0f} ms pause + {settings['warmup']} warm-up calls); medians",
                      "conv: float32, Cin 8 -> Cout 16, K 3, padding 1, forward + backward (dX, dW, db)",
                      "bound: numpy's three GEMMs of the conv alone (fwd, dW, dcols), in our process",
+                     "floor: the composition's unavoidable array work alone: im2col of the padded input, the three "
+                     "GEMMs, col2im of the column gradient (no padding, bias, layout copies or graph)",
                      "MB: rise of peak resident memory over 3 calls, above the process's size before them",
                      f"others: share of the CPUs other processes used in the second before the point "
                      f"(above {100 * BUSY:.0f}% the script stops unless --force)",
@@ -167,25 +175,28 @@ def main() -> None:
     conv_points = QUICK_CONV if args.quick else [(16, s) for s in IMAGE_SIZES] + [(n, 16) for n in BATCH_SIZES]
     training_points = QUICK_TRAINING if args.quick else TRAINING
 
-    rows, ratios, busiest = [], [], 0.0
+    rows, ratios, floor_ratios, busiest = [], [], [], 0.0
     for n, size in conv_points:
         load = check_load(args.quick, args.force)
         busiest = max(busiest, load or 0.0)
         result = measure("conv", (n, size), has_torch, repeats, settings)
         ms, memory = result["ms"], result["memory"]
         speed = ratio(ms["ours"], ms.get("torch"))
+        floor = ratio(ms["floor"], ms.get("torch"))
         if speed:
             ratios.append(speed)
+            floor_ratios.append(floor)
         rows.append([str(n), f"{size}x{size}", fmt(ms["ours"]), fmt(ms.get("torch")), fmt(speed), fmt(ms["bound"]),
-                     fmt(ratio(ms["bound"], ms.get("torch"))), megabytes(memory["ours"]),
+                     fmt(ratio(ms["bound"], ms.get("torch"))), fmt(ms["floor"]), fmt(floor), megabytes(memory["ours"]),
                      megabytes(memory.get("torch")), fmt(ratio(memory["ours"], memory.get("torch"))),
                      f"{100 * load:.0f}%" if load is not None else "-", result["noise"]])
-    print_table(["N", "H x W", "ours ms", "torch ms", "ours/torch", "bound ms", "bound/torch", "ours MB",
-                 "torch MB", "MB ratio", "others", "noise"], rows,
+    print_table(["N", "H x W", "ours ms", "torch ms", "ours/torch", "bound ms", "bound/torch", "floor ms",
+                 "floor/torch", "ours MB", "torch MB", "MB ratio", "others", "noise"], rows,
                 title="conv2d forward+backward (bound/torch above 1: numpy's GEMMs alone take longer than PyTorch's "
-                      "whole conv)")
+                      "whole conv; floor/torch: the same for the composition's array work)")
     if ratios:
-        print(f"ours/torch: geometric mean {geomean(ratios):.2f}, largest {max(ratios):.2f}")
+        print(f"ours/torch: geometric mean {geomean(ratios):.2f}, largest {max(ratios):.2f};  "
+              f"floor/torch: geometric mean {geomean(floor_ratios):.2f}, largest {max(floor_ratios):.2f}")
 
     rows = []
     for model, batch in training_points:
