@@ -183,9 +183,9 @@ def engine_conv(x, weight, bias, grad_output, **conv_args):
 # ---------------------------------------------------------------- (1) exactness against the closed forms
 
 
-@pytest.mark.parametrize("c", GRID, ids=GRID_IDS)
-def test_engine_conv_forward_and_gradients_equal_closed_form_exactly(c):
-    x, weight, bias, grad_output = integer_data(c)
+def assert_engine_equals_closed_form(c: ConvCase, seed: int = 0) -> None:
+    """The engine's forward and gradients on integer data equal the closed forms bit for bit, shapes included."""
+    x, weight, bias, grad_output = integer_data(c, seed)
     y, grad_x, grad_w, grad_b = engine_conv(x, weight, bias, grad_output, **c.conv_args)
 
     expected_y = np.asarray(closed_form.conv2d(x, weight, **c.conv_args)) + bias[None, :, None, None]
@@ -197,21 +197,19 @@ def test_engine_conv_forward_and_gradients_equal_closed_form_exactly(c):
     assert np.array_equal(grad_b, grad_output.sum(axis=(0, 2, 3)))  # dL/db = dL/dY summed over N, H, W
 
 
+@pytest.mark.parametrize("c", GRID, ids=GRID_IDS)
+def test_engine_conv_forward_and_gradients_equal_closed_form_exactly(c):
+    assert_engine_equals_closed_form(c)
+
+
 def test_lenet_first_conv_whose_weight_gradient_runs_row_by_row_equals_closed_form_exactly(monkeypatch):
     """6 output channels and 28×28 images: dL/dW = dL/dY · colsᵀ has 6 rows and a large transposed right operand,
     the product kernels.matmul computes one row at a time; the same numbers as the closed form, bit for bit."""
     calls = []
     by_rows = kernels.matmul_by_rows
     monkeypatch.setattr(kernels, "matmul_by_rows", lambda a, b: calls.append(a.shape) or by_rows(a, b))
-    c = ConvCase(8, 1, 6, 1, 28, 28, (5, 5), 1, 2, 1)
-    x, weight, bias, grad_output = integer_data(c)
-    y, grad_x, grad_w, grad_b = engine_conv(x, weight, bias, grad_output, **c.conv_args)
+    assert_engine_equals_closed_form(ConvCase(8, 1, 6, 1, 28, 28, (5, 5), 1, 2, 1))
     assert calls  # the row-by-row product ran
-    args = c.conv_args
-    assert np.array_equal(y, np.asarray(closed_form.conv2d(x, weight, **args)) + bias[None, :, None, None])
-    assert np.array_equal(grad_x, np.asarray(closed_form.conv2d_input_grad(x.shape, weight, grad_output, **args)))
-    assert np.array_equal(grad_w, np.asarray(closed_form.conv2d_weight_grad(x, weight.shape, grad_output, **args)))
-    assert np.array_equal(grad_b, grad_output.sum(axis=(0, 2, 3)))
 
 
 @pytest.mark.parametrize("c", GRID, ids=GRID_IDS)
@@ -396,12 +394,7 @@ def conv_cases(draw, max_side: int = 9) -> ConvCase:
 
 @given(c=conv_cases(), seed=st.integers(0, 2**16))
 def test_random_conv_configurations_equal_closed_form_exactly(c, seed):
-    x, weight, bias, grad_output = integer_data(c, seed)
-    y, grad_x, grad_w, grad_b = engine_conv(x, weight, bias, grad_output, **c.conv_args)
-    assert np.array_equal(y, np.asarray(closed_form.conv2d(x, weight, **c.conv_args)) + bias[None, :, None, None])
-    assert np.array_equal(grad_x, closed_form.conv2d_input_grad(x.shape, weight, grad_output, **c.conv_args))
-    assert np.array_equal(grad_w, closed_form.conv2d_weight_grad(x, weight.shape, grad_output, **c.conv_args))
-    assert np.array_equal(grad_b, grad_output.sum(axis=(0, 2, 3)))
+    assert_engine_equals_closed_form(c, seed)
 
 
 @settings(max_examples=15)
