@@ -123,48 +123,49 @@ def max_relative_error(ours: tuple[np.ndarray, ...], theirs: tuple) -> float:
     return max(float(np.abs(a - t).max() / max(np.abs(t).max(), 1e-30)) for a, t in zip(ours, theirs))
 
 
-def gemm_bound_step(shape: tuple[int, ...], dtype: type):
-    """(fn, FLOPs): fn runs the conv's three GEMMs alone in numpy at the conv's exact shapes: forward
-    w2d @ cols2d, weight grad g @ cols2dᵀ (computed as the engine does it: (cols2d @ gᵀ)ᵀ when Cin·K² > Cout, see
-    kernels.matmul), column grad w2dᵀ @ g (ᵀ = transposed views, which BLAS reads without a copy). Its time
-    is the least numpy's BLAS allows for this conv."""
+def _gemm_operands(shape: tuple[int, ...], dtype: type):
+    """The conv's sizes and random GEMM operands: (rows = Cin·K², pixels = N·Ho·Wo, w2d (Cout, rows),
+    g (Cout, pixels), rng)."""
     n, c_in, h, w, c_out, k, pad = shape
-    ho, wo = h + 2 * pad - k + 1, w + 2 * pad - k + 1
-    rows, pixels = c_in * k * k, n * ho * wo
+    rows, pixels = c_in * k * k, n * (h + 2 * pad - k + 1) * (w + 2 * pad - k + 1)
     rng = np.random.default_rng(1)
     w2d = rng.standard_normal((c_out, rows)).astype(dtype)
-    cols2d = rng.standard_normal((rows, pixels)).astype(dtype)
     g = rng.standard_normal((c_out, pixels)).astype(dtype)
+    return rows, pixels, w2d, g, rng
 
-    def step() -> None:
-        w2d @ cols2d
-        matmul(g, cols2d.T)
-        w2d.T @ g
 
-    return step, 3 * 2 * c_out * rows * pixels
+def three_gemms(w2d: np.ndarray, cols2d: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """The conv's three GEMMs: forward w2d @ cols2d, weight grad g @ cols2dᵀ (computed as the engine does it: (cols2d
+    @ gᵀ)ᵀ when Cin·K² > Cout, see kernels.matmul), column grad w2dᵀ @ g, returned (ᵀ = transposed views, which BLAS
+    reads without a copy)."""
+    w2d @ cols2d
+    matmul(g, cols2d.T)
+    return w2d.T @ g
+
+
+def gemm_bound_step(shape: tuple[int, ...], dtype: type):
+    """(fn, FLOPs): fn runs the conv's three GEMMs (`three_gemms`) alone in numpy at the conv's exact shapes. Its time
+    is the least numpy's BLAS allows for this conv."""
+    rows, pixels, w2d, g, rng = _gemm_operands(shape, dtype)
+    cols2d = rng.standard_normal((rows, pixels)).astype(dtype)
+    return lambda: three_gemms(w2d, cols2d, g), 3 * 2 * g.shape[0] * rows * pixels
 
 
 def composition_floor_step(shape: tuple[int, ...], dtype: type):
     """fn running the array work our composition cannot avoid, alone: build the columns (`kernels.im2col` of the
-    already padded input), the conv's three GEMMs on them (as in gemm_bound_step), fold the column gradient back
+    already padded input), the conv's three GEMMs on them (`three_gemms`), fold the column gradient back
     (`kernels.col2im`). No padding, bias, layout copies or graph: the least time pad → im2col → matmul → reshape can
     take with numpy, whatever engine runs it."""
-    n, c_in, h, w, c_out, k, pad = shape
-    ho, wo = h + 2 * pad - k + 1, w + 2 * pad - k + 1
-    rows, pixels = c_in * k * k, n * ho * wo
-    rng = np.random.default_rng(1)
+    n, c_in, h, w, _, k, pad = shape
+    rows, pixels, w2d, g, rng = _gemm_operands(shape, dtype)
     padded = kernels.pad(rng.standard_normal((n, c_in, h, w)).astype(dtype), ((0, 0), (0, 0), (pad, pad), (pad, pad)),
                          0.0)
-    w2d = rng.standard_normal((c_out, rows)).astype(dtype)
-    g = rng.standard_normal((c_out, pixels)).astype(dtype)
     unit = (1, 1)
 
     def step() -> None:
         cols = kernels.im2col(padded, (k, k), unit, unit)
-        cols2d = cols.reshape(rows, pixels)
-        w2d @ cols2d
-        matmul(g, cols2d.T)
-        kernels.col2im((w2d.T @ g).reshape(cols.shape), padded.shape[2:], (k, k), unit, unit)
+        dcols = three_gemms(w2d, cols.reshape(rows, pixels), g)
+        kernels.col2im(dcols.reshape(cols.shape), padded.shape[2:], (k, k), unit, unit)
 
     return step
 
